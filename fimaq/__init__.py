@@ -1,0 +1,1 @@
+"""fimaq: post-training quantization of vision-transformer detectors."""

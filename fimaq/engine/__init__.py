@@ -1,0 +1,13 @@
+"""The OpenMMLab side of fimaq: registered metric, checkpoint loading, data checks, tables.
+
+Importing this package (``custom_imports`` in our configs) registers ``CocoDetMetric``
+with mmdet and makes mmengine load local checkpoints as trusted files (see checkpoint.py).
+"""
+from .checkpoint import load_detector_checkpoint, read_checkpoint, trust_local_checkpoints
+from .errors import UserError
+from .metric import CocoDetMetric
+
+trust_local_checkpoints()
+
+__all__ = ['CocoDetMetric', 'UserError', 'load_detector_checkpoint', 'read_checkpoint',
+           'trust_local_checkpoints']

@@ -1,0 +1,77 @@
+"""Checkpoint loading that works on torch >= 2.6 and fails loudly when keys do not fit.
+
+torch >= 2.6 defaults ``torch.load`` to ``weights_only=True``, which rejects the numpy
+scalars and mmengine objects (message hub, history buffers) that Runner checkpoints hold, so
+mmengine 0.10.7 cannot resume or load its own checkpoints. Allow-listing those classes needs
+``getattr``, which removes the protection anyway, so instead we register one local-file
+loader that calls ``torch.load(..., weights_only=False)``: **local checkpoint files are
+trusted** (they are your own or ones you downloaded on purpose); never point a tool at a
+checkpoint you would not run as code. Remote URLs keep mmengine's own loaders.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from .errors import UserError
+
+
+def load_from_trusted_local(filename: str, map_location=None):
+    """mmengine local-file scheme loader; ``weights_only=False`` on purpose (see module doc)."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def trust_local_checkpoints() -> None:
+    """Route mmengine's local checkpoint loading (load_from, resume) through our loader."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_trusted_local, force=True)
+
+
+def read_checkpoint(path: str) -> dict:
+    """Read a checkpoint file and return its state dict, with one-line errors."""
+    if not osp.exists(path):
+        raise UserError(f'checkpoint {path} does not exist; pass the path of a .pth file '
+                        '(the embedded default is checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth)')
+    if not os.access(path, os.R_OK):
+        raise UserError(f'checkpoint {path} is not readable; check its permissions')
+    try:
+        ckpt = load_from_trusted_local(path, map_location='cpu')
+    except Exception as exc:  # corrupt file, not a torch file, truncated download ...
+        raise UserError(f'checkpoint {path} could not be read ({type(exc).__name__}: '
+                        f'{str(exc).splitlines()[0][:120] if str(exc) else ""}); '
+                        're-download or re-create it') from None
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f'checkpoint {path} holds no state dict of tensors; '
+                        'pass a model checkpoint (.pth with a "state_dict")')
+    # Checkpoints saved from DataParallel/DDP wrappers carry a 'module.' prefix.
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return state
+
+
+def load_detector_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Load ``path`` into ``model`` strictly; a mismatch is a one-line :class:`UserError`."""
+    state = read_checkpoint(path)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong_shape:
+        def first(keys):
+            return ', '.join(keys[:3]) + (' ...' if len(keys) > 3 else '')
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing ({first(missing)})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected ({first(unexpected)})')
+        if wrong_shape:
+            parts.append(f'{len(wrong_shape)} with another shape ({first(wrong_shape)})')
+        raise UserError(f'checkpoint {path} does not fit the model of the config: '
+                        f'{"; ".join(parts)} keys; pass the checkpoint trained with this config')
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,93 @@
+"""Results → tables: the AP table the tools print and cocoapi-style summary lines."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from typing import Iterable, Mapping, Sequence
+
+# (column title, metric key without the 'coco/<iou_type>_' prefix)
+BOX_COLUMNS = (('box AP', 'mAP'), ('AP50', 'mAP_50'), ('AP75', 'mAP_75'),
+               ('APs', 'mAP_s'), ('APm', 'mAP_m'), ('APl', 'mAP_l'))
+MASK_COLUMNS = (('mask AP', 'mAP'), ('AP50', 'mAP_50'), ('AP75', 'mAP_75'),
+                ('APs', 'mAP_s'), ('APm', 'mAP_m'), ('APl', 'mAP_l'))
+
+
+def _fmt(value) -> str:
+    return '-' if value is None else f'{100 * float(value):.1f}'
+
+
+def ap_table(rows: Sequence[Mapping], metric_prefix: str = 'coco/') -> str:
+    """Markdown table, one row per result: label columns then box and mask AP (in %).
+
+    Each row is ``{'label': {...ordered label columns...}, 'metrics': {...}}`` where metrics
+    use mmdet's names (``coco/bbox_mAP`` ...).
+    """
+    if not rows:
+        return ''
+    label_cols = list(rows[0]['label'])
+    head = label_cols + [c for c, _ in BOX_COLUMNS] + [c for c, _ in MASK_COLUMNS]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join(['---'] * len(head)) + '|']
+    for row in rows:
+        m = row['metrics']
+        cells = [str(row['label'][c]) for c in label_cols]
+        cells += [_fmt(m.get(f'{metric_prefix}bbox_{k}')) for _, k in BOX_COLUMNS]
+        cells += [_fmt(m.get(f'{metric_prefix}segm_{k}')) for _, k in MASK_COLUMNS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def _max_dets(metrics: Mapping, prefix: str) -> tuple[int, int, int]:
+    dets = sorted({int(m.group(1)) for k in metrics
+                   if (m := re.fullmatch(re.escape(prefix) + r'AR@(\d+)', k))})
+    if len(dets) != 3:
+        raise KeyError(f'no three AR@N entries under {prefix!r}: evaluate with CocoDetMetric')
+    return dets[0], dets[1], dets[2]
+
+
+def coco_summary_lines(metrics: Mapping, iou_type: str, metric_prefix: str = 'coco/') -> list[str]:
+    """The twelve summary lines in the layout of cocoapi's published printout, from our results."""
+    p = f'{metric_prefix}{iou_type}_'
+    d1, d2, d3 = _max_dets(metrics, p)
+    spec = [  # (AP or AR, iou, area, maxDets, key)
+        (1, None, 'all', d3, 'mAP'), (1, .5, 'all', d3, 'mAP_50'), (1, .75, 'all', d3, 'mAP_75'),
+        (1, None, 'small', d3, 'mAP_s'), (1, None, 'medium', d3, 'mAP_m'),
+        (1, None, 'large', d3, 'mAP_l'),
+        (0, None, 'all', d1, f'AR@{d1}'), (0, None, 'all', d2, f'AR@{d2}'),
+        (0, None, 'all', d3, f'AR@{d3}'), (0, None, 'small', d3, f'AR_s@{d3}'),
+        (0, None, 'medium', d3, f'AR_m@{d3}'), (0, None, 'large', d3, f'AR_l@{d3}'),
+    ]
+    lines = []
+    for ap, iou, area, dets, key in spec:
+        title = 'Average Precision' if ap else 'Average Recall'
+        kind = '(AP)' if ap else '(AR)'
+        iou_str = '0.50:0.95' if iou is None else f'{iou:0.2f}'
+        lines.append(f' {title:<18}{kind} @[ IoU={iou_str:<9} | area={area:>6s} | '
+                     f'maxDets={dets:>3d} ] = {float(metrics[p + key]):0.3f}')
+    return lines
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + '\n')
+
+
+def only_metrics(metrics: Mapping, prefixes: Iterable[str] = ('coco/',)) -> dict:
+    """Plain-float copy of the evaluator's output (drops anything not JSON-serialisable)."""
+    return {k: float(v) for k, v in metrics.items()
+            if any(k.startswith(p) for p in prefixes) and isinstance(v, (int, float))}

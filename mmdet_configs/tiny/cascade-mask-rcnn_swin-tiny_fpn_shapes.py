@@ -1,0 +1,72 @@
+# Tiny Swin Cascade Mask R-CNN for the embedded shapes benchmark: the tiny Swin backbone and
+# FPN of mask-rcnn_swin-tiny_fpn_shapes.py with mmdet's three-stage cascade RoI head.
+# Training starts from the trained tiny Mask R-CNN (backbone, neck and RPN carry over),
+# as a COCO cascade starts from ImageNet weights.
+_base_ = [
+    'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
+    './_base_/shapes_instance.py',
+    './_base_/tiny_schedule.py',
+]
+num_classes = 7
+
+
+def _stage(stds):
+    return dict(
+        type='Shared2FCBBoxHead',
+        in_channels=64,
+        fc_out_channels=256,
+        roi_feat_size=7,
+        num_classes=num_classes,
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
+                        target_stds=stds),
+        reg_class_agnostic=True,
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0))
+
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SwinTransformer',
+        embed_dims=32,
+        depths=[2, 2, 2, 2],
+        num_heads=[1, 2, 4, 8],
+        window_size=7,
+        mlp_ratio=4,
+        qkv_bias=True,
+        qk_scale=None,
+        drop_rate=0.,
+        attn_drop_rate=0.,
+        drop_path_rate=0.1,
+        patch_norm=True,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        convert_weights=False,
+        init_cfg=None),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64, num_outs=5),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=64),
+        bbox_head=[
+            _stage([0.1, 0.1, 0.2, 0.2]),
+            _stage([0.05, 0.05, 0.1, 0.1]),
+            _stage([0.033, 0.033, 0.067, 0.067]),
+        ],
+        mask_roi_extractor=dict(out_channels=64),
+        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64,
+                       num_classes=num_classes)),
+    train_cfg=dict(
+        rpn=dict(sampler=dict(num=128)),
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rcnn=[
+            dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=t, neg_iou_thr=t,
+                               min_pos_iou=t, match_low_quality=False, ignore_iof_thr=-1),
+                 sampler=dict(type='RandomSampler', num=128, pos_fraction=0.25,
+                              neg_pos_ub=-1, add_gt_as_proposals=True),
+                 mask_size=28, pos_weight=-1, debug=False)
+            for t in (0.5, 0.6, 0.7)
+        ]),
+    test_cfg=dict(
+        rpn=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(max_per_img=100)))
+load_from = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'

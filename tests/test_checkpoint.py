@@ -1,0 +1,71 @@
+"""Runner-style checkpoints load on torch >= 2.6; mismatched keys give one clear line."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from fimaq.engine import UserError, load_detector_checkpoint, read_checkpoint, trust_local_checkpoints
+
+
+class Net(torch.nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        self.a = torch.nn.Linear(3, width)
+        self.b = torch.nn.Linear(width, 2)
+
+
+def runner_style_checkpoint(path, model):
+    # What mmengine's Runner writes: numpy scalars and history buffers beside the weights.
+    torch.save({'meta': {'iter': np.int64(7), 'seed': np.array([1, 2])},
+                'state_dict': model.state_dict(),
+                'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}}, path)
+
+
+def test_plain_torch_load_rejects_runner_checkpoints(tmp_path):
+    # The problem we fix: torch's default weights_only=True refuses these files.
+    path = tmp_path / 'c.pth'
+    runner_style_checkpoint(path, Net())
+    with pytest.raises(pickle.UnpicklingError, match='weights_only'):
+        torch.load(path)
+
+
+def test_mmengine_loader_goes_through_trusted_loader(tmp_path):
+    trust_local_checkpoints()
+    path = tmp_path / 'c.pth'
+    net = Net()
+    runner_style_checkpoint(path, net)
+    ckpt = _load_checkpoint(str(path), map_location='cpu')
+    assert ckpt['meta']['iter'] == 7
+    assert CheckpointLoader._get_checkpoint_loader(str(path)).__name__ == 'load_from_trusted_local'
+    other = Net()
+    load_detector_checkpoint(other, str(path))
+    for k, v in net.state_dict().items():
+        assert torch.equal(other.state_dict()[k], v)
+
+
+def test_mismatch_is_one_line_with_counts(tmp_path):
+    path = tmp_path / 'c.pth'
+    runner_style_checkpoint(path, Net(width=5))
+    with pytest.raises(UserError) as err:
+        load_detector_checkpoint(Net(width=4), str(path))
+    msg = str(err.value)
+    assert '\n' not in msg
+    assert '3 with another shape (a.weight, a.bias, b.weight) keys' in msg
+    state = Net().state_dict()
+    state['extra.weight'] = torch.zeros(1)
+    del state['b.bias']
+    torch.save({'state_dict': state}, tmp_path / 'd.pth')
+    with pytest.raises(UserError, match=r'1 missing \(b.bias\); 1 unexpected \(extra.weight\)'):
+        load_detector_checkpoint(Net(), str(tmp_path / 'd.pth'))
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    with pytest.raises(UserError, match='does not exist'):
+        read_checkpoint(str(tmp_path / 'nope.pth'))
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(UserError, match='could not be read'):
+        read_checkpoint(str(bad))
