@@ -32,11 +32,19 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
+# pip, minus the noise of package-index locations that do not exist on this machine.
+pipq() {
+  set +e
+  "${PIP[@]}" "$@" 2>&1 | grep -v "is neither a file nor a directory"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
 
 log "installing the pinned stack (requirements.txt)"
-"${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+pipq install -q -r "$ROOT/requirements.txt"
 # Build tools for mmcv, installed after torch (torch pulls a newer setuptools without pkg_resources).
-"${PIP[@]}" install -q "setuptools<81" wheel ninja
+pipq install -q "setuptools<81" wheel ninja
 
 if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
   log "mmcv $MMCV_VERSION with ops already installed"
@@ -47,25 +55,25 @@ else
   if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     log "building mmcv $MMCV_VERSION ($VARIANT ops) from source: about 14 min on 2 cores, once"
     BUILD="$(mktemp -d)"
-    "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD"
+    pipq download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD"
     tar -xzf "$BUILD"/mmcv-*.tar.gz -C "$BUILD"
     SRC="$(ls -d "$BUILD"/mmcv-$MMCV_VERSION)"
     grep -q -- "-std=c++17" "$SRC/setup.py" || { echo "[setup_env] error: mmcv setup.py no longer has -std=c++17; update tools/setup_env.sh" >&2; exit 1; }
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
     mkdir -p "$WHEEL_DIR.partial"
-    (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS="$(nproc)" CFLAGS="-DNDEBUG -O3 -g0" \
-      "${PIP[@]}" wheel -q --no-build-isolation --no-deps . -w "$WHEEL_DIR.partial")
+    (cd "$SRC" && export MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS="$(nproc)" CFLAGS="-DNDEBUG -O3 -g0" \
+      && pipq wheel -q --no-build-isolation --no-deps . -w "$WHEEL_DIR.partial")
     rm -rf "$WHEEL_DIR" && mv "$WHEEL_DIR.partial" "$WHEEL_DIR"   # publish the cache atomically
     rm -rf "$BUILD"
   else
     log "using cached mmcv wheel from $WHEEL_DIR"
   fi
-  "${PIP[@]}" install -q --no-deps "$WHEEL_DIR"/mmcv-*.whl
+  pipq install -q --no-deps "$WHEEL_DIR"/mmcv-*.whl
   # mmcv's own runtime requirements (addict, yapf, ...), without touching torch.
-  "${PIP[@]}" install -q addict packaging Pillow pyyaml yapf opencv-python
+  pipq install -q addict packaging Pillow pyyaml yapf opencv-python
 fi
 
 "$PY" -c "from mmcv.ops import RoIAlign, nms, batched_nms; import mmdet, mmengine, timm, torch; print('[setup_env] ok: torch', torch.__version__, '| mmcv', __import__('mmcv').__version__, '| mmdet', mmdet.__version__, '| mmengine', mmengine.__version__, '| timm', timm.__version__)"
-"${PIP[@]}" install -q -e "$ROOT" --no-deps --no-build-isolation
+pipq install -q -e "$ROOT" --no-deps --no-build-isolation
 echo "$REQ_HASH" > "$STAMP"
 log "done in $(( $(date +%s) - t0 )) s; activate with: source $VENV/bin/activate"

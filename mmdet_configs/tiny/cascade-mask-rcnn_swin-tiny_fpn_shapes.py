@@ -70,3 +70,11 @@ model = dict(
         rpn=dict(nms_pre=500, max_per_img=200),
         rcnn=dict(max_per_img=100)))
 load_from = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'
+
+# Shorter schedule than the Mask R-CNN's: backbone, neck and RPN start trained.
+max_iters = 2500
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=1e-6),
+]

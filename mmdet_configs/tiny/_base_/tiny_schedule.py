@@ -1,6 +1,6 @@
 # Iteration-based schedule sized for a 2-core CPU; checkpoints often so that training
 # survives a killed session (resume with `tools/train.py CONFIG --resume`).
-max_iters = 3000
+max_iters = 4000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
