@@ -34,6 +34,7 @@ class QuantizedModel:
     blocks: list[tuple[str, nn.Module]] = field(default_factory=list)
     layernorm_pairs: list = field(default_factory=list)
     fp_modules: dict[str, str] = field(default_factory=dict)        # name -> why it stays FP
+    stats: dict[str, dict] = field(default_factory=dict)            # stage A results per op
 
     def ops(self) -> dict[str, QuantModule]:
         return {**self.layers, **self.matmuls}
@@ -101,3 +102,13 @@ def quantize_detector_modules(model: nn.Module, w_bits: int, a_bits: int,
         qm.blocks.append(('neck', model.neck))
     qm.layernorm_pairs = adapter.swin_layernorm_pairs(model.backbone)
     return qm
+
+
+def detector_forward(model: nn.Module):
+    """The forward that calibration runs: the detector's own test-time predict path."""
+
+    def forward(batch):
+        inputs, samples = batch
+        return model.predict(inputs, samples, rescale=False)
+
+    return forward

@@ -1,0 +1,112 @@
+"""Stage A for one op: minmax, or the alternating output-MSE search of ALGORITHM §2."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..quant import QuantMatMul
+from ..quant.quantizer import Log2Quantizer
+from .search import (SearchOptions, end_candidates, pick_best, quantize_with, range_candidates,
+                     reduce_error)
+
+
+def _out_error(y_c: Tensor, y: Tensor, per_channel: bool, channel_dim: int) -> Tensor:
+    """Squared output error of candidate outputs ``[c, *y.shape]`` per channel or per tensor."""
+    sq = (y_c - y.unsqueeze(0)).pow_(2)
+    if not per_channel:
+        return sq.flatten(1).mean(dim=1)
+    dims = [d for d in range(1, sq.dim()) if d != channel_dim + 1]
+    return sq.mean(dim=dims)
+
+
+def _batched_linear(x_c: Tensor, w_c: Tensor, bias) -> Tensor:
+    """Linear over candidates: ``x_c`` ``[c|1, T, in]``, ``w_c`` ``[c|1, out, in]`` -> ``[c, T, out]``."""
+    y = torch.matmul(x_c, w_c.transpose(1, 2))
+    return y if bias is None else y + bias
+
+
+@torch.no_grad()
+def calibrate_weighted(layer, x: Tensor, opts: SearchOptions, search: bool) -> dict:
+    """Scales of a QuantLinear/QuantConv2d from its FP input rows ``x``.
+
+    A conv's rows are its im2col patches (see capture.py), so both are searched as a Linear
+    with the weight flattened to ``[out, in * kh * kw]``.
+    """
+    wq, aq = layer.w_quant, layer.a_quant
+    w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+    x = x.to(w.dtype)
+    try:
+        if not search:
+            wq.init_minmax(w)
+            aq.init_minmax(x)
+            return {}
+        return _search_weighted(layer, w, x, opts)
+    finally:  # per-channel weight scales back to the weight's own rank
+        shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+        wq.set_params(wq.scale.reshape(shape), wq.zero_point.reshape(shape))
+
+
+def _search_weighted(layer, w: Tensor, x: Tensor, opts: SearchOptions) -> dict:
+    wq, aq = layer.w_quant, layer.a_quant
+    ch_dim = 1
+    y = F.linear(x, w, layer.bias)
+    cap = opts.mem_cap_mb
+    # 1-2: weight-MSE and input-MSE starting points.
+    s, z = range_candidates(wq, w, (opts.w_pct, 1.0), opts.eq_n, opts.max_quantile_elems, opts.seed)
+    pick_best(wq, s, z, lambda s_, z_: reduce_error((quantize_with(wq, w, s_, z_) - w).pow(2),
+                                                    s.shape[1:]),
+              w.numel() * 8, cap)
+    sa, za = range_candidates(aq, x, (opts.a_pct, 1.0), opts.eq_n, opts.max_quantile_elems, opts.seed)
+    pick_best(aq, sa, za, lambda s_, z_: reduce_error((quantize_with(aq, x, s_, z_) - x).pow(2),
+                                                      sa.shape[1:]),
+              x.numel() * 8, cap)
+    # 3: alternate weight and activation by output MSE; never accept a worse objective.
+    history = []
+    for _ in range(opts.search_round):
+        xq = aq(x)
+        w_err = lambda s_, z_: _out_error(_batched_linear(xq.unsqueeze(0), quantize_with(wq, w, s_, z_), layer.bias),  # noqa: E731
+                                          y, True, ch_dim).reshape(s_.shape)
+        cur = w_err(wq.scale.unsqueeze(0), wq.zero_point.unsqueeze(0))[0]
+        pick_best(wq, s, z, w_err, y.numel() * 8 + w.numel() * 4, cap, current=cur)
+        wqv = wq(w).unsqueeze(0)
+        a_err = lambda s_, z_: _out_error(_batched_linear(quantize_with(aq, x.unsqueeze(0), s_, z_), wqv, layer.bias),  # noqa: E731
+                                          y, False, ch_dim).reshape(s_.shape)
+        cur = a_err(aq.scale.unsqueeze(0), aq.zero_point.unsqueeze(0))[0]
+        best = pick_best(aq, sa, za, a_err, y.numel() * 8 + x.numel() * 4, cap, current=cur)
+        history.append(float(best.mean()))
+    return {'out_mse': history}
+
+
+@torch.no_grad()
+def calibrate_matmul(mm: QuantMatMul, a: Tensor, b: Tensor, opts: SearchOptions, search: bool) -> dict:
+    """Per-head operand scales of ``a @ b`` (``[B, heads, ...]``)."""
+    qa, qb = mm.quant_a, mm.quant_b
+    qa.init_minmax(a)
+    qb.init_minmax(b)
+    if not search:
+        return {}
+    y = a @ b
+    cap = opts.mem_cap_mb
+    history = []
+
+    def head_err(y_c):
+        return _out_error(y_c, y, True, 1).view(y_c.shape[0], *qa.scale.shape)
+
+    for _ in range(opts.search_round):
+        for q, operand, other_is_b in ((qa, a, True), (qb, b, False)):
+            for which in ('upper', 'lower'):
+                if which == 'lower' and (isinstance(q, Log2Quantizer) or bool((operand >= 0).all())):
+                    continue  # nothing below zero to refine (post-softmax probabilities)
+                s, z = end_candidates(q, operand, opts.mm_pct, opts.eq_n, which,
+                                      opts.max_quantile_elems, opts.seed)
+                if other_is_b:
+                    bq = qb(b)
+                    err = lambda s_, z_: head_err(quantize_with(qa, a.unsqueeze(0), s_, z_) @ bq)  # noqa: E731
+                else:
+                    aqv = qa(a)
+                    err = lambda s_, z_: head_err(aqv @ quantize_with(qb, b.unsqueeze(0), s_, z_))  # noqa: E731
+                cur = err(q.scale.unsqueeze(0), q.zero_point.unsqueeze(0))[0]
+                best = pick_best(q, s, z, err, y.numel() * 8 + operand.numel() * 4, cap, current=cur)
+        history.append(float(best.mean()))
+    return {'out_mse': history}

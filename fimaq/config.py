@@ -1,0 +1,76 @@
+"""QuantConfig and the named methods. A method is a configuration, never a code path."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from .calib.search import SearchOptions
+
+# Every method's settings on top of the QuantConfig defaults.
+METHODS: dict[str, dict[str, Any]] = {
+    'fp': dict(quantize=False),
+    'minmax': dict(search=False, reparam=False),
+    'calib': dict(search=True, reparam=True),
+}
+
+
+class QuantConfigError(ValueError):
+    """An invalid quantization setting; the message is one line naming the option."""
+
+
+@dataclass
+class QuantConfig:
+    method: str = 'calib'
+    w_bits: int = 4
+    a_bits: int = 4
+    quantize: bool = True            # False: evaluate the FP model (method fp)
+    backbone_only: bool = False      # default: the whole detector, as in published tables
+    softmax_quantizer: str = 'uniform'  # or 'log2' for the post-softmax operand
+    search: bool = True              # stage A percentile search (False: min/max scales)
+    reparam: bool = True             # LayerNorm -> next-linear reparameterization
+    calib_images: int = 32           # stage A calibration images
+    calib_batch_size: int = 4
+    seed: int = 0
+    max_rows: int = 8192             # token / patch rows or windows captured per op
+    capture_mb: int = 2048           # capture budget of one forward group
+    search_opts: SearchOptions = field(default_factory=SearchOptions)
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> 'QuantConfig':
+        cfg = dict(cfg)
+        method = cfg.get('method', cls.method)
+        if method not in METHODS:
+            raise QuantConfigError(f'unknown quantization method {method!r}; '
+                                   f'choose one of {", ".join(METHODS)}')
+        merged = {**METHODS[method], **cfg}
+        search_keys = {f.name for f in fields(SearchOptions)}
+        opts = {k: merged.pop(k) for k in list(merged) if k in search_keys}
+        opts.update(merged.pop('search_opts', None) or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise QuantConfigError(f'unknown quant option(s) {", ".join(unknown)}; '
+                                   f'known: {", ".join(sorted(known | search_keys))}')
+        qcfg = cls(**merged, search_opts=SearchOptions(**opts))
+        qcfg.validate()
+        return qcfg
+
+    def validate(self) -> None:
+        for name in ('w_bits', 'a_bits'):
+            bits = getattr(self, name)
+            if not isinstance(bits, int) or not 2 <= bits <= 8:
+                raise QuantConfigError(f'{name}={bits!r} is outside 2..8; pass an integer '
+                                       'bit width from 2 to 8')
+        if self.softmax_quantizer not in ('uniform', 'log2'):
+            raise QuantConfigError(f'softmax_quantizer={self.softmax_quantizer!r}; '
+                                   'use "uniform" or "log2"')
+        if self.reparam and not self.search:
+            raise QuantConfigError('reparam=True needs search=True (the reparameterization '
+                                   'uses the searched per-channel scales); set reparam=False')
+        if self.quantize and self.calib_images < 1:
+            raise QuantConfigError(f'calib_images={self.calib_images}; need at least 1')
+        if self.search_opts.eq_n < 1 or self.search_opts.search_round < 0:
+            raise QuantConfigError('eq_n must be >= 1 and search_round >= 0')
+
+    def to_dict(self) -> dict:
+        return asdict(self)
