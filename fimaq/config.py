@@ -31,7 +31,7 @@ class QuantConfig:
     calib_images: int = 32           # stage A calibration images
     calib_batch_size: int = 4
     seed: int = 0
-    max_rows: int = 8192             # token / patch rows or windows captured per op
+    max_rows: int = 4096             # token / patch rows or windows captured per op
     capture_mb: int = 2048           # capture budget of one forward group
     search_opts: SearchOptions = field(default_factory=SearchOptions)
 

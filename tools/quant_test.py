@@ -3,11 +3,14 @@
 
     python tools/quant_test.py                                  # embedded default: tiny Swin
                                                                 # Mask R-CNN on the shapes set
-    python tools/quant_test.py CONFIG CHECKPOINT [--work-dir DIR] [--method fp]
+    python tools/quant_test.py CONFIG CHECKPOINT [--work-dir DIR] [--method calib --w-bits 4 --a-bits 4]
     python tools/quant_test.py --cfg-options test_dataloader.dataset.indices=50
 
-Prints a table (box AP, AP50, AP75, APs/m/l; mask AP, AP50, AP75, APs/m/l) and writes
-results.json (mmdet metric names, e.g. coco/bbox_mAP) and results.md in the work dir.
+The quantization settings come from the config's ``quant = dict(...)`` section (presets in
+mmdet_configs/_base_/quant/), overridden by --method/--w-bits/--a-bits/--quant-options.
+Calibration images are drawn (seeded) from the config's *train* split. Prints a table
+(box AP, AP50, AP75, APs/m/l; mask AP, ...) and writes results.json (mmdet metric names,
+e.g. coco/bbox_mAP), results.md and quant_report.md (per-layer) in the work dir.
 """
 import argparse
 import datetime
@@ -19,12 +22,12 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from fimaq.config import METHODS, QuantConfig, QuantConfigError  # noqa: E402
 from fimaq.engine.cli import DictAction, load_config, run_cli  # noqa: E402
 from fimaq.engine.errors import UserError  # noqa: E402
 
 DEFAULT_CONFIG = 'mmdet_configs/tiny/mask-rcnn_swin-tiny_fpn_shapes.py'
 DEFAULT_CHECKPOINT = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'
-METHODS = ('fp',)
 
 
 def parse_args(argv=None):
@@ -34,8 +37,19 @@ def parse_args(argv=None):
     p.add_argument('checkpoint', nargs='?', help=f'checkpoint file (default: {DEFAULT_CHECKPOINT})')
     p.add_argument('--work-dir', help='where results.json, results.md and logs go '
                    '(default: work_dirs/<config name>/<method>)')
-    p.add_argument('--method', default='fp', choices=METHODS,
-                   help='fp evaluates the floating-point model')
+    p.add_argument('--method', choices=tuple(METHODS),
+                   help='fp: the floating-point model; minmax: min/max scales; calib: stage A '
+                   'scale search with LayerNorm reparameterization (default: the config\'s '
+                   'quant.method, else fp)')
+    p.add_argument('--w-bits', type=int, help='weight bits (2..8)')
+    p.add_argument('--a-bits', type=int, help='activation bits (2..8)')
+    p.add_argument('--calib-images', type=int, help='stage A calibration images (train split)')
+    p.add_argument('--backbone-only', action='store_true',
+                   help='quantize the backbone only (default: the whole detector)')
+    p.add_argument('--allow-overlap', action='store_true',
+                   help='allow calibration images that are also evaluation images')
+    p.add_argument('--quant-options', nargs='+', action=DictAction,
+                   help='any QuantConfig field, e.g. eq_n=64 search_round=2 seed=1')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, e.g. test_dataloader.dataset.indices=50')
@@ -43,6 +57,26 @@ def parse_args(argv=None):
     if (args.config is None) != (args.checkpoint is None):
         p.error('give both CONFIG and CHECKPOINT, or neither for the embedded default')
     return args
+
+
+def quant_settings(cfg, args) -> QuantConfig:
+    """The config's ``quant`` section with the command line on top, validated."""
+    q = dict(cfg.get('quant') or {})
+    if args.method:
+        q['method'] = args.method
+    q.setdefault('method', 'fp')
+    for key in ('w_bits', 'a_bits', 'calib_images'):
+        if getattr(args, key) is not None:
+            q[key] = getattr(args, key)
+    if args.backbone_only:
+        q['backbone_only'] = True
+    q.update(args.quant_options or {})
+    if q['method'] == 'fp':
+        q = {'method': 'fp'}
+    try:
+        return QuantConfig.from_dict(q)
+    except QuantConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
 def main(argv=None) -> int:
@@ -53,6 +87,7 @@ def main(argv=None) -> int:
     if embedded:
         os.chdir(REPO_ROOT)  # the embedded config's data paths are relative to the repository
     cfg = load_config(config, args.cfg_options)
+    qcfg = quant_settings(cfg, args)
     if not osp.isfile(checkpoint):
         raise UserError(f'checkpoint {checkpoint} does not exist; pass the path of the '
                         'trained .pth for this config')
@@ -71,11 +106,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     name = osp.splitext(osp.basename(config))[0]
-    cfg.work_dir = args.work_dir or osp.join('work_dirs', name, args.method)
+    tag = 'fp' if not qcfg.quantize else f'{qcfg.method}_w{qcfg.w_bits}a{qcfg.a_bits}'
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', name, tag)
     cfg.load_from = None  # we load (strictly) below
     cfg.resume = False
-    # Quiet the per-iteration logs of the test loop; the progress bar still shows.
-    cfg.setdefault('default_hooks', {})
+    cfg.test_cfg = dict(type='QuantTestLoop', quant=qcfg.to_dict(),
+                        allow_overlap=args.allow_overlap)
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_detector_checkpoint(model, checkpoint)
@@ -83,13 +119,20 @@ def main(argv=None) -> int:
     t0 = time.time()
     metrics = runner.test()
     elapsed = time.time() - t0
+    loop = runner.test_loop
 
-    row = dict(label={'model': name, 'method': args.method, 'W/A': 'FP'},
+    bits = f'W{qcfg.w_bits}A{qcfg.a_bits}' if qcfg.quantize else 'FP'
+    row = dict(label={'model': name, 'method': qcfg.method, 'W/A': bits},
                metrics=only_metrics(metrics))
     table = ap_table([row])
-    result = dict(config=config, checkpoint=checkpoint, method=args.method,
-                  w_bits=None, a_bits=None, metrics=row['metrics'],
-                  eval_seconds=round(elapsed, 2),
+    result = dict(config=config, checkpoint=checkpoint, method=qcfg.method,
+                  w_bits=qcfg.w_bits if qcfg.quantize else None,
+                  a_bits=qcfg.a_bits if qcfg.quantize else None,
+                  quant=qcfg.to_dict() if qcfg.quantize else None,
+                  metrics=row['metrics'],
+                  calib_seconds=round(loop.calib_seconds, 2),
+                  eval_seconds=round(loop.eval_seconds, 2),
+                  total_seconds=round(elapsed, 2),
                   num_images=len(runner.test_dataloader.dataset),
                   torch=torch.__version__, device=str(next(model.parameters()).device),
                   date=datetime.datetime.now().isoformat(timespec='seconds'))
@@ -97,8 +140,8 @@ def main(argv=None) -> int:
     write_json(out_json, result)
     atomic_write_text(osp.join(cfg.work_dir, 'results.md'), table + '\n')
     print('\n' + table + '\n')
-    print(f'[quant_test] {result["num_images"]} images evaluated in {elapsed:.1f} s; '
-          f'results in {osp.abspath(out_json)}')
+    print(f'[quant_test] calibration {loop.calib_seconds:.1f} s, evaluation of '
+          f'{result["num_images"]} images {loop.eval_seconds:.1f} s; results in {osp.abspath(out_json)}')
     return 0
 
 

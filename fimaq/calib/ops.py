@@ -8,7 +8,7 @@ from torch import Tensor
 from ..quant import QuantMatMul
 from ..quant.quantizer import Log2Quantizer
 from .search import (SearchOptions, end_candidates, pick_best, quantize_with, range_candidates,
-                     reduce_error)
+                     reduce_error, subsample)
 
 
 def _out_error(y_c: Tensor, y: Tensor, per_channel: bool, channel_dim: int) -> Tensor:
@@ -58,9 +58,10 @@ def _search_weighted(layer, w: Tensor, x: Tensor, opts: SearchOptions) -> dict:
                                                     s.shape[1:]),
               w.numel() * 8, cap)
     sa, za = range_candidates(aq, x, (opts.a_pct, 1.0), opts.eq_n, opts.max_quantile_elems, opts.seed)
-    pick_best(aq, sa, za, lambda s_, z_: reduce_error((quantize_with(aq, x, s_, z_) - x).pow(2),
+    xs = subsample(x, opts.input_mse_elems, opts.seed)
+    pick_best(aq, sa, za, lambda s_, z_: reduce_error((quantize_with(aq, xs, s_, z_) - xs).pow(2),
                                                       sa.shape[1:]),
-              x.numel() * 8, cap)
+              xs.numel() * 8, cap)
     # 3: alternate weight and activation by output MSE; never accept a worse objective.
     history = []
     for _ in range(opts.search_round):

@@ -13,13 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from ..quant import UniformQuantizer
-from .search import SearchOptions, pick_best, quantize_with, range_candidates, reduce_error
+from .search import (SearchOptions, pick_best, quantize_with, range_candidates, reduce_error,
+                     subsample)
 
 
 @torch.no_grad()
 def per_channel_params(x: Tensor, bits: int, opts: SearchOptions) -> tuple[Tensor, Tensor]:
     """Per-channel (scale, zero point) of ``x`` (channels last) minimising input MSE."""
-    rows = x.reshape(-1, x.shape[-1])
+    rows = subsample(x.reshape(-1, x.shape[-1]), opts.input_mse_elems, opts.seed)
     q = UniformQuantizer(bits, axes=(1,))
     s, z = range_candidates(q, rows, (opts.a_pct, 1.0), opts.eq_n, opts.max_quantile_elems, opts.seed)
     pick_best(q, s, z, lambda s_, z_: reduce_error((quantize_with(q, rows, s_, z_) - rows).pow(2),

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..quant.quantizer import Log2Quantizer, UniformQuantizer, fake_quant
+from ..quant.quantizer import Log2Quantizer, UniformQuantizer
 
 
 @dataclass
@@ -24,7 +24,8 @@ class SearchOptions:
     a_pct: float = 0.9              # linear/conv inputs, likewise
     mm_pct: tuple = (0.99, 0.99999)  # matmul operands: upper end in this range (lower mirrored)
     mem_cap_mb: int = 1024          # bytes one candidate chunk may hold
-    max_quantile_elems: int = 1 << 22
+    max_quantile_elems: int = 1 << 20
+    input_mse_elems: int = 1 << 18   # elements used for the input-MSE starting point
     seed: int = 0
 
 
@@ -77,11 +78,27 @@ def end_candidates(q: UniformQuantizer, x: Tensor, hi_range: tuple[float, float]
 
 
 def quantize_with(q: UniformQuantizer, x: Tensor, scale: Tensor, zero_point: Tensor) -> Tensor:
-    """``x`` fake-quantized with candidate parameters (a leading candidate dim broadcasts)."""
+    """``x`` fake-quantized with candidate parameters (a leading candidate dim broadcasts).
+
+    The same function as the quantizer's forward, without autograd and in place on one
+    buffer: the search spends most of its time here.
+    """
+    t = x / scale
     if isinstance(q, Log2Quantizer):
-        k = torch.round(-torch.log2(torch.clamp(x / scale, min=1e-20)))
-        return torch.where(k > q.qmax, torch.zeros_like(k), scale * torch.pow(2.0, -k.clamp(0, q.qmax)))
-    return fake_quant(x, scale, zero_point, q.bits)
+        t.clamp_(min=1e-20).log2_().neg_().round_()
+        under = t > q.qmax
+        t.clamp_(0, q.qmax).neg_().exp2_().mul_(scale)
+        return t.masked_fill_(under, 0.0)
+    return t.round_().add_(zero_point).clamp_(0, q.qmax).sub_(zero_point).mul_(scale)
+
+
+def subsample(x: Tensor, max_elems: int, seed: int) -> Tensor:
+    """At most ``max_elems`` elements of ``x`` as whole rows along dim 0 (seeded)."""
+    rows = max(1, max_elems // max(1, x[0].numel()))
+    if x.shape[0] <= rows:
+        return x
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    return x.index_select(0, torch.randperm(x.shape[0], generator=g)[:rows].to(x.device))
 
 
 @torch.no_grad()

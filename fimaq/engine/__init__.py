@@ -5,9 +5,10 @@ with mmdet and makes mmengine load local checkpoints as trusted files (see check
 """
 from .checkpoint import load_detector_checkpoint, read_checkpoint, trust_local_checkpoints
 from .errors import UserError
+from .loop import QuantTestLoop
 from .metric import CocoDetMetric
 
 trust_local_checkpoints()
 
-__all__ = ['CocoDetMetric', 'UserError', 'load_detector_checkpoint', 'read_checkpoint',
+__all__ = ['CocoDetMetric', 'QuantTestLoop', 'UserError', 'load_detector_checkpoint', 'read_checkpoint',
            'trust_local_checkpoints']

@@ -70,3 +70,65 @@ def check_dataset(cfg: Config, which: str = 'test') -> None:
             raise UserError(f'annotation file {ann} does not exist ({which}_evaluator.ann_file); '
                             f'pass --cfg-options {which}_evaluator.ann_file=/path/to/'
                             'instances_val.json')
+
+
+def _unwrap_dataset_cfg(ds: dict) -> dict:
+    while 'dataset' in ds and 'ann_file' not in ds:
+        ds = ds['dataset']
+    return ds
+
+
+def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, seed: int,
+                        allow_overlap: bool = False) -> list:
+    """Seeded calibration images from the *train* split, test pipeline, one padded shape.
+
+    Returns ``[(inputs, data_samples), ...]`` ready for the detector's forward. All batches
+    are padded to the largest image of the draw (rounded up to the preprocessor's size
+    divisor), so every op sees one input shape, as the Fisher averaging of stage B needs.
+    Refuses calibration images whose ids are in the evaluation set unless ``allow_overlap``.
+    """
+    import copy
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+
+    ds_cfg = copy.deepcopy(_unwrap_dataset_cfg(cfg.train_dataloader['dataset']))
+    ds_cfg['pipeline'] = copy.deepcopy(_unwrap_dataset_cfg(cfg.test_dataloader['dataset'])['pipeline'])
+    ds_cfg['test_mode'] = True
+    ds_cfg.pop('indices', None)
+    dataset = DATASETS.build(ds_cfg)
+    if len(dataset) < num_images:
+        raise UserError(f'calibration asks for {num_images} images but the train split '
+                        f'({ds_cfg.get("ann_file")}) has {len(dataset)}; lower calib_images')
+    rng = np.random.default_rng(seed)
+    idx = sorted(rng.choice(len(dataset), size=num_images, replace=False).tolist())
+    items = [dataset[i] for i in idx]
+    if not allow_overlap:
+        calib_ids = {it['data_samples'].img_id for it in items}
+        test_cfg = copy.deepcopy(_unwrap_dataset_cfg(cfg.test_dataloader['dataset']))
+        test_cfg.update(pipeline=[], test_mode=True)
+        test_set = DATASETS.build(test_cfg)
+        overlap = calib_ids & {test_set.get_data_info(i)['img_id'] for i in range(len(test_set))}
+        if overlap:
+            raise UserError(f'{len(overlap)} calibration image(s) are also evaluation images '
+                            f'(e.g. id {min(overlap)}); calibrate on the train split or pass '
+                            '--allow-overlap')
+    batches = []
+    for i in range(0, len(items), batch_size):
+        data = model.data_preprocessor(pseudo_collate(items[i:i + batch_size]), False)
+        batches.append((data['inputs'], data['data_samples']))
+    div = getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1
+    H = max(b[0].shape[-2] for b in batches)
+    W = max(b[0].shape[-1] for b in batches)
+    H, W = -(-H // div) * div, -(-W // div) * div
+    padded = []
+    for inputs, samples in batches:
+        pad_value = float(getattr(model.data_preprocessor, 'pad_value', 0))
+        inputs = F.pad(inputs, (0, W - inputs.shape[-1], 0, H - inputs.shape[-2]), value=pad_value)
+        for s in samples:
+            s.set_metainfo(dict(batch_input_shape=(H, W), pad_shape=(H, W)))
+        padded.append((inputs, samples))
+    return padded

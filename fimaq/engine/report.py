@@ -91,3 +91,24 @@ def only_metrics(metrics: Mapping, prefixes: Iterable[str] = ('coco/',)) -> dict
     """Plain-float copy of the evaluator's output (drops anything not JSON-serialisable)."""
     return {k: float(v) for k, v in metrics.items()
             if any(k.startswith(p) for p in prefixes) and isinstance(v, (int, float))}
+
+
+def _range(t) -> str:
+    return f'{float(t.min()):.3g}..{float(t.max()):.3g}'
+
+
+def quant_layer_table(qm) -> str:
+    """Markdown: every quantized op (name, kind, bits, granularity, scale ranges) and FP layers."""
+    lines = ['| layer | kind | W bits | A bits | granularity | weight scales | input scales | FP |',
+             '|---|---|---|---|---|---|---|---|']
+    for name, op in qm.layers.items():
+        kind = type(op).__name__.replace('Quant', '')
+        lines.append(f'| {name} | {kind} | {op.w_bits} | {op.a_quant.bits} | W per out-channel, '
+                     f'A per tensor | {_range(op.w_quant.scale)} | {_range(op.a_quant.scale)} | no |')
+    for name, op in qm.matmuls.items():
+        lines.append(f'| {name} | MatMul | - | {op.a_bits} | A, B per head '
+                     f'({type(op.quant_a).__name__.replace("Quantizer", "").lower()} A) | - | '
+                     f'{_range(op.quant_a.scale)} / {_range(op.quant_b.scale)} | no |')
+    for name, why in qm.fp_modules.items():
+        lines.append(f'| {name} | {why} | - | - | - | - | - | yes |')
+    return '\n'.join(lines)
