@@ -1,0 +1,75 @@
+"""End-to-end runs of the tools on the embedded benchmark (slow; run in CI)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import make_shapes_coco
+from conftest import REPO_ROOT
+
+PY = sys.executable
+MASK_CFG = 'mmdet_configs/tiny/mask-rcnn_swin-tiny_fpn_shapes.py'
+MASK_CKPT = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'
+
+
+def run(*args, timeout=1500):
+    proc = subprocess.run([PY, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def recorded_fp(name):
+    """FP AP measured when the checkpoint was published (checkpoints/fp_results.json)."""
+    return json.load(open(osp.join(REPO_ROOT, 'checkpoints', 'fp_results.json')))[name]
+
+
+@pytest.mark.slow
+def test_embedded_default_reproduces_recorded_fp_ap(tmp_path):
+    proc = run('tools/quant_test.py', '--work-dir', str(tmp_path))
+    res = json.load(open(tmp_path / 'results.json'))
+    ref = recorded_fp('mask-rcnn_swin-tiny_fpn_shapes')
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_75'):
+        assert res['metrics'][key] == pytest.approx(ref[key], abs=0.005), key
+    assert res['num_images'] == 100
+    assert '| mask-rcnn_swin-tiny_fpn_shapes | fp | FP |' in proc.stdout
+
+
+@pytest.mark.slow
+def test_calib_w8a8_stays_close_to_fp_on_a_subset(tmp_path):
+    common = [MASK_CFG, MASK_CKPT, '--cfg-options', 'test_dataloader.dataset.indices=20']
+    run('tools/quant_test.py', *common, '--work-dir', str(tmp_path / 'fp'))
+    run('tools/quant_test.py', *common, '--work-dir', str(tmp_path / 'q'), '--method', 'calib',
+        '--w-bits', '8', '--a-bits', '8', '--calib-images', '8')
+    fp = json.load(open(tmp_path / 'fp' / 'results.json'))['metrics']
+    q = json.load(open(tmp_path / 'q' / 'results.json'))
+    assert q['method'] == 'calib' and q['w_bits'] == 8
+    assert abs(q['metrics']['coco/bbox_mAP'] - fp['coco/bbox_mAP']) < 0.03
+    assert abs(q['metrics']['coco/segm_mAP'] - fp['coco/segm_mAP']) < 0.03
+    report = open(tmp_path / 'q' / 'quant_report.md').read()
+    assert 'roi_head.mask_head.upsample | ConvTranspose2d' in report
+
+
+@pytest.mark.slow
+def test_train_checkpoints_and_resumes(tmp_path):
+    data = tmp_path / 'shapes'
+    make_shapes_coco.main(['--out', str(data), '--num-train', '8', '--num-val', '2'])
+    root = f'{data}/'
+    opts = ['generated_dataset=None', f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+            f'val_evaluator.ann_file={root}annotations/instances_val.json',
+            f'test_evaluator.ann_file={root}annotations/instances_val.json',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'train_cfg.val_interval=1000',
+            'default_hooks.checkpoint.interval=2']
+    work = str(tmp_path / 'work')
+    run('tools/train.py', MASK_CFG, '--work-dir', work, '--cfg-options', *opts, 'train_cfg.max_iters=2')
+    first = torch.load(osp.join(work, 'iter_2.pth'), weights_only=False)
+    run('tools/train.py', MASK_CFG, '--work-dir', work, '--resume', '--cfg-options', *opts,
+        'train_cfg.max_iters=4')
+    resumed = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
+    assert first['meta']['iter'] == 2 and resumed['meta']['iter'] == 4
+    assert 'optimizer' in resumed and 'message_hub' in resumed
