@@ -56,3 +56,11 @@ def test_checkpoint_of_another_model(tmp_path):
     torch.save({'state_dict': net.state_dict()}, tmp_path / 'other.pth')
     code, err = run_tool(CONFIG, str(tmp_path / 'other.pth'), '--work-dir', str(tmp_path / 'w'))
     assert_one_line_error(code, err, 'other.pth', 'does not fit', 'missing', '2 unexpected (0.weight, 0.bias)')
+
+
+def test_bad_quant_options(tmp_path):
+    code, err = run_tool(CONFIG, str(tmp_path / 'x.pth'), '--method', 'calib', '--w-bits', '9')
+    assert_one_line_error(code, err, 'w_bits=9 is outside 2..8')
+    code, err = run_tool(CONFIG, str(tmp_path / 'x.pth'), '--method', 'minmax',
+                         '--quant-options', 'reparam=True')
+    assert_one_line_error(code, err, 'reparam=True needs search=True')

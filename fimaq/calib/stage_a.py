@@ -77,7 +77,8 @@ def run_stage_a(ops: dict[str, nn.Module], layernorm_pairs: list, batches: Seque
                     op.a_quant.set_params(*op.a_quant.params_from_range(*cap.extremes(0)))
             stats[name] = st
             done += 1
+            if done % max(1, len(ops) // 10) == 0 or done == len(ops):
+                log(f'stage A: {done}/{len(ops)} ops calibrated ({time.time() - t0:.0f} s), '
+                    f'last: {name}')
         del caps
-        log(f'stage A: group {gi + 1}/{len(groups)} done ({done}/{len(ops)} ops, '
-            f'{time.time() - t0:.0f} s)')
     return stats
