@@ -9,18 +9,22 @@ from torch import nn
 from .calib import run_stage_a
 from .config import QuantConfig
 from .models import QuantizedModel, quantize_detector_modules
-from .models.detector import detector_forward
+from .models.detector import detector_features, detector_forward
+from .models.outputs import DetectorKL
 from .quant import set_quant_mode
+from .recon.reconstruct import reconstruct
 
 
 def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
-             forward: Callable | None = None, log: Callable[[str], None] = print) -> QuantizedModel:
+             forward: Callable | None = None, log: Callable[[str], None] = print,
+             recon_batches: Sequence | None = None) -> QuantizedModel:
     """Quantize ``model`` in place and return what was done.
 
     ``calib_batches`` are ready model inputs (for mmdet detectors: ``(inputs, data_samples)``
     after the data preprocessor, padded to one shape). Surgery, then stage A (min/max or
-    the scale search, with the LayerNorm reparameterization when enabled); the model is left
-    in ``quant`` mode.
+    the scale search, with the LayerNorm reparameterization when enabled), then stage B
+    block reconstruction on ``recon_batches`` (default: the calibration batches) when
+    ``qcfg.recon`` is set; the model is left in ``quant`` mode.
     """
     qcfg.validate()
     qm = quantize_detector_modules(model, qcfg.w_bits, qcfg.a_bits, qcfg.backbone_only,
@@ -34,6 +38,13 @@ def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
                            search=qcfg.search, reparam=qcfg.reparam, opts=qcfg.search_opts,
                            max_rows=qcfg.max_rows,
                            capture_mb=qcfg.capture_mb, device=device, log=log)
+    if qcfg.recon is not None:
+        batches = recon_batches or calib_batches
+        kl = None
+        if qcfg.recon.loss.startswith('fisher'):
+            kl = DetectorKL(model, batches, qcfg.temperature, qcfg.target_weights, qcfg.target)
+        qm.recon_stats = reconstruct(qm.blocks, model, batches, detector_features(model), kl,
+                                     qcfg.recon, log=log)
     set_quant_mode(model, 'quant')
     model.train(was_training)
     return qm

@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from .calib.search import SearchOptions
+from .recon.reconstruct import ReconOptions
 
 # Every method's settings on top of the QuantConfig defaults.
 METHODS: dict[str, dict[str, Any]] = {
     'fp': dict(quantize=False),
     'minmax': dict(search=False, reparam=False),
     'calib': dict(search=True, reparam=True),
+    'mse': dict(recon=dict(loss='mse')),
+    'fisher_brecq': dict(recon=dict(loss='fisher_brecq')),
+    'fisher_diag': dict(recon=dict(loss='fisher_diag')),
+    'fisher_lr': dict(recon=dict(loss='fisher_lr')),
+    'fimaq': dict(recon=dict(loss='fisher_dplr')),
 }
 
 
@@ -34,6 +40,12 @@ class QuantConfig:
     max_rows: int = 4096             # token / patch rows or windows captured per op
     capture_mb: int = 2048           # capture budget of one forward group
     search_opts: SearchOptions = field(default_factory=SearchOptions)
+    # Stage B (None: no reconstruction). ``recon=dict(loss=..., iters=..., ...)``: ReconOptions.
+    recon: Optional[ReconOptions] = None
+    recon_images: int = 256          # stage B calibration images (batch 1 as published)
+    target: str = 'kl'               # detector KL target: 'kl' (ALGORITHM §3.2) or 'rpn'
+    temperature: float = 20.0
+    target_weights: Optional[dict] = None
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> 'QuantConfig':
@@ -43,6 +55,8 @@ class QuantConfig:
             raise QuantConfigError(f'unknown quantization method {method!r}; '
                                    f'choose one of {", ".join(METHODS)}')
         merged = {**METHODS[method], **cfg}
+        recon = {**(METHODS[method].get('recon') or {}), **(cfg.get('recon') or {})}
+        merged['recon'] = recon or None
         search_keys = {f.name for f in fields(SearchOptions)}
         opts = {k: merged.pop(k) for k in list(merged) if k in search_keys}
         opts.update(merged.pop('search_opts', None) or {})
@@ -51,6 +65,13 @@ class QuantConfig:
         if unknown:
             raise QuantConfigError(f'unknown quant option(s) {", ".join(unknown)}; '
                                    f'known: {", ".join(sorted(known | search_keys))}')
+        if merged['recon'] is not None:
+            known_r = {f.name for f in fields(ReconOptions)}
+            bad = sorted(set(merged['recon']) - known_r)
+            if bad:
+                raise QuantConfigError(f'unknown recon option(s) {", ".join(bad)}; '
+                                       f'known: {", ".join(sorted(known_r))}')
+            merged['recon'] = ReconOptions(**merged['recon'])
         qcfg = cls(**merged, search_opts=SearchOptions(**opts))
         qcfg.validate()
         return qcfg
@@ -71,6 +92,15 @@ class QuantConfig:
             raise QuantConfigError(f'calib_images={self.calib_images}; need at least 1')
         if self.search_opts.eq_n < 1 or self.search_opts.search_round < 0:
             raise QuantConfigError('eq_n must be >= 1 and search_round >= 0')
+        if self.recon is not None:
+            try:
+                self.recon.validate()
+            except ValueError as exc:
+                raise QuantConfigError(str(exc)) from None
+            if self.recon_images < 1:
+                raise QuantConfigError(f'recon_images={self.recon_images}; need at least 1')
+        if self.target not in ('kl', 'rpn'):
+            raise QuantConfigError(f'target={self.target!r}; use "kl" or "rpn"')
 
     def to_dict(self) -> dict:
         return asdict(self)

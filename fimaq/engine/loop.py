@@ -47,7 +47,12 @@ class QuantTestLoop(TestLoop):
                            f'calibration images={q.calib_images} (seed {q.seed})')
         batches = calibration_batches(runner.cfg, model, q.calib_images, q.calib_batch_size,
                                       q.seed, self.allow_overlap)
-        self.quantized = quantize(model, batches, q, log=runner.logger.info)
+        recon_batches = None
+        if q.recon is not None:
+            recon_batches = calibration_batches(runner.cfg, model, q.recon_images,
+                                                q.calib_batch_size, q.seed, self.allow_overlap)
+        self.quantized = quantize(model, batches, q, log=runner.logger.info,
+                                  recon_batches=recon_batches)
         self.calib_seconds = time.time() - t0
         path = osp.join(runner.work_dir, 'quant_report.md')
         atomic_write_text(path, quant_layer_table(self.quantized) + '\n')

@@ -35,6 +35,7 @@ class QuantizedModel:
     layernorm_pairs: list = field(default_factory=list)
     fp_modules: dict[str, str] = field(default_factory=dict)        # name -> why it stays FP
     stats: dict[str, dict] = field(default_factory=dict)            # stage A results per op
+    recon_stats: dict[str, dict] = field(default_factory=dict)      # stage B results per block
 
     def ops(self) -> dict[str, QuantModule]:
         return {**self.layers, **self.matmuls}
@@ -110,5 +111,14 @@ def detector_forward(model: nn.Module):
     def forward(batch):
         inputs, samples = batch
         return model.predict(inputs, samples, rescale=False)
+
+    return forward
+
+
+def detector_features(model: nn.Module):
+    """The forward that reaches every reconstruction block: backbone and neck."""
+
+    def forward(batch):
+        return model.extract_feat(batch[0])
 
     return forward

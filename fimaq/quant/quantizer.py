@@ -52,6 +52,9 @@ class UniformQuantizer(nn.Module):
         self.register_buffer('zero_point', torch.zeros(1))
         self.calibrated = False
         self.enabled = True
+        # QDrop (stage B only, set by the reconstruction loop): output the quantized value
+        # with probability drop_prob, else the FP value; 0 (the default) means always quantized.
+        self.drop_prob = 0.0
 
     @property
     def qmax(self) -> int:
@@ -86,7 +89,12 @@ class UniformQuantizer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.enabled and self.calibrated):
             return x
-        return fake_quant(x, self.scale.to(x.dtype), self.zero_point.to(x.dtype), self.bits)
+        return self._qdrop(x, fake_quant(x, self.scale.to(x.dtype), self.zero_point.to(x.dtype), self.bits))
+
+    def _qdrop(self, x: Tensor, q: Tensor) -> Tensor:
+        if self.drop_prob <= 0:
+            return q
+        return torch.where(torch.rand_like(x) < self.drop_prob, q, x)
 
     def extra_repr(self) -> str:
         return f'bits={self.bits}, axes={self.axes}, calibrated={self.calibrated}'
@@ -123,7 +131,7 @@ class Log2Quantizer(UniformQuantizer):
         k = round_ste(-torch.log2(torch.clamp(x / s, min=1e-20)))
         underflow = k > self.qmax
         q = s * torch.pow(2.0, -torch.clamp(k, 0, self.qmax))
-        return torch.where(underflow, torch.zeros_like(q), q)
+        return self._qdrop(x, torch.where(underflow, torch.zeros_like(q), q))
 
 
 def make_quantizer(kind: str, bits: int, axes: Sequence[int] = (), name: str = '') -> UniformQuantizer:

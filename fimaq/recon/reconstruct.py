@@ -1,0 +1,234 @@
+"""Stage B: block-wise reconstruction (ALGORITHM §3), one block at a time in forward order.
+
+For each block: cache its FP input/output (all FP) and its quantized input (earlier blocks
+quantized); learn AdaRound rounding of its weights and the scales of its activation
+quantizers with QDrop, minimising the chosen loss plus the rounding regulariser; make the
+rounding hard. The Fisher losses capture |∂KL/∂y| of the full model and |ŷ - y| k times.
+Nothing here knows the architecture: the caller passes the blocks, a forward that reaches
+them, and the full-model KL.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..quant import QuantModule, UniformQuantizer, set_quant_mode
+from ..quant.adaround import AdaRoundQuantizer
+from .cache import BlockCache, capture_block, flat, tensors_of
+from .fisher import FisherState
+from .losses import (Normalized, beta_at, fisher_brecq_loss, fisher_diag_loss, fisher_lr_loss,
+                     mae_loss, mse_loss)
+
+LOSSES = ('mse', 'mae', 'fisher_brecq', 'fisher_diag', 'fisher_lr', 'fisher_dplr')
+
+
+@dataclass
+class ReconOptions:
+    loss: str = 'fisher_dplr'
+    iters: int = 20000
+    batch_size: int = 1
+    lr_w: float = 1e-3            # AdaRound α (Adam)
+    lr_a: float = 4e-5            # activation scales (Adam, cosine to 0)
+    lam: float = 0.01             # rounding regulariser weight
+    beta: tuple = (20.0, 2.0)
+    warmup: float = 0.2
+    drop_prob: float = 0.5        # QDrop
+    k: int = 5                    # Fisher updates
+    fisher_mode: str = 'q'
+    p1: float = 1.0               # DPLR weights
+    p2: float = 1.0
+    fisher_images: int = 0        # images per Fisher gradient (0: all)
+    cache_dtype: str = 'float16'
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f'recon loss {self.loss!r} unknown; choose one of {", ".join(LOSSES)}')
+        if self.iters < 1 or self.batch_size < 1 or self.k < 1:
+            raise ValueError('recon iters, batch_size and k must be >= 1')
+
+
+def _replace_tensors(obj, fn):
+    if torch.is_tensor(obj):
+        return fn(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_replace_tensors(o, fn) for o in obj)
+    return obj
+
+
+def block_output_grads(block: nn.Module, batches: Sequence, kl_loss: Callable[[int, object], Tensor],
+                       per_sample: bool = False) -> Tensor:
+    """E over images of |∂KL/∂y| for the block output y (or per-sample rows if asked)."""
+    leaves: list[Tensor] = []
+
+    def hook(module, args, out):
+        def leaf(t):
+            t = t.detach().requires_grad_(True)
+            leaves.append(t)
+            return t
+        return _replace_tensors(out, leaf)
+
+    handle = block.register_forward_hook(hook)
+    rows = []
+    try:
+        for i, batch in enumerate(batches):
+            leaves.clear()
+            loss = kl_loss(i, batch)
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+            grads = [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads)]
+            rows.append(flat(grads).detach())
+    finally:
+        handle.remove()
+    g = torch.cat(rows)                       # [images, N]
+    return g if per_sample else g.abs().mean(dim=0)
+
+
+class BlockReconstructor:
+    """Reconstructs one block; holds its trainables and the loss state."""
+
+    def __init__(self, block: nn.Module, opts: ReconOptions, log: Callable[[str], None]) -> None:
+        self.block, self.opts, self.log = block, opts, log
+        self.ops = [m for m in block.modules() if isinstance(m, QuantModule)]
+        self.rounders: list[AdaRoundQuantizer] = []
+        self.act_quants: list[UniformQuantizer] = []
+        for m in self.ops:
+            if hasattr(m, 'w_quant'):
+                m.w_quant = AdaRoundQuantizer(m.w_quant, m.weight)
+                self.rounders.append(m.w_quant)
+            for q in m.children():
+                if isinstance(q, UniformQuantizer) and q.calibrated:
+                    q.scale = nn.Parameter(q.scale.detach().clone())
+                    self.act_quants.append(q)
+
+    def set_qdrop(self, p: float) -> None:
+        for q in self.act_quants:
+            q.drop_prob = p
+
+    def finish(self) -> None:
+        """Hard rounding; weights replaced by their quantized values; scales frozen."""
+        self.set_qdrop(0.0)
+        with torch.no_grad():
+            for m in self.ops:
+                if isinstance(getattr(m, 'w_quant', None), AdaRoundQuantizer):
+                    m.w_quant.harden()
+                    m.weight.data.copy_(m.w_quant(m.weight))
+                    m.w_quant = m.w_quant.to_uniform()
+            for q in self.act_quants:
+                scale = q.scale.detach().clone()
+                del q.scale
+                q.register_buffer('scale', scale)
+
+
+def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batches: Sequence,
+                run_features: Callable, kl_loss: Optional[Callable], opts: ReconOptions,
+                log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Reconstruct ``blocks`` in order; the model ends in quant mode. Returns per-block stats."""
+    opts.validate()
+    fisher_loss = opts.loss.startswith('fisher')
+    if fisher_loss and kl_loss is None:
+        raise ValueError(f'recon loss {opts.loss} needs the model KL (kl_loss)')
+    dtype = getattr(torch, opts.cache_dtype)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device='cpu').manual_seed(opts.seed)
+    done_ops: set = set()
+    stats: dict[str, dict] = {}
+    fisher_batches = batches if not opts.fisher_images else batches[:max(1, opts.fisher_images)]
+    for bi, (name, block) in enumerate(blocks):
+        t0 = time.time()
+        set_quant_mode(model, 'fp')
+        fp = capture_block(block, batches, run_features, inputs=True, outputs=True, dtype=dtype)
+        set_quant_mode(model, 'quant', only=done_ops)
+        xq = capture_block(block, batches, run_features, inputs=True, outputs=False, dtype=dtype)
+        rec = BlockReconstructor(block, opts, log)
+        block_ops = set(rec.ops)
+        set_quant_mode(model, 'quant', only=done_ops | block_ops)
+        if not rec.rounders and not rec.act_quants:
+            log(f'stage B: block {name} has nothing to learn; skipped')
+            done_ops |= block_ops
+            continue
+        opt_w = torch.optim.Adam([r.alpha for r in rec.rounders], lr=opts.lr_w) if rec.rounders else None
+        opt_a = torch.optim.Adam([q.scale for q in rec.act_quants], lr=opts.lr_a) if rec.act_quants else None
+        sched_a = torch.optim.lr_scheduler.CosineAnnealingLR(opt_a, T_max=opts.iters, eta_min=0) if opt_a else None
+
+        state = FisherState(opts.k, opts.iters, opts.fisher_mode, log=log) if fisher_loss else None
+        norms = [Normalized(), Normalized()]
+        grad_sq = None
+        if opts.loss == 'fisher_brecq':
+            grad_sq = block_output_grads(block, batches, kl_loss, per_sample=True).pow(2).to('cpu')
+        n_img = len(fp)
+        first_loss = last_loss = float('nan')
+        for it in range(opts.iters):
+            if state is not None and opts.loss != 'fisher_brecq' and state.due(it):
+                rec.set_qdrop(0.0)
+                g = block_output_grads(block, fisher_batches, kl_loss)
+                d = _mean_abs_change(block, fp, xq, device)
+                state.add(g.to(device), d.to(device))
+                for n in norms:
+                    n.reset()
+            rec.set_qdrop(opts.drop_prob)
+            idx = torch.randint(n_img, (opts.batch_size,), generator=gen).tolist()
+            x_q, x_fp = xq.input_batch(idx, device), fp.input_batch(idx, device)
+            x = [torch.where(torch.rand(a.shape, generator=gen).to(device) < opts.drop_prob, a, b)
+                 for a, b in zip(x_q, x_fp)]
+            out = flat(tensors_of(block(*fp.call_args(x))))
+            target = flat(fp.output_batch(idx, device))
+            loss = _rec_loss(opts, out, target, state, norms, grad_sq, idx, device)
+            beta = beta_at(it, opts.iters, opts.warmup, *opts.beta)
+            total = loss if beta is None or not rec.rounders else \
+                loss + opts.lam * sum(r.regularizer(beta) for r in rec.rounders)
+            if not torch.isfinite(total):
+                raise FloatingPointError(f'stage B: non-finite loss in block {name} at iteration {it}')
+            for o in (opt_w, opt_a):
+                if o is not None:
+                    o.zero_grad(set_to_none=True)
+            total.backward()
+            for o in (opt_w, opt_a):
+                if o is not None:
+                    o.step()
+            if sched_a is not None:
+                sched_a.step()
+            last_loss = float(loss)
+            if it == 0:
+                first_loss = last_loss
+            if (it + 1) % max(1, opts.iters // 5) == 0 or it + 1 == opts.iters:
+                el = time.time() - t0
+                log(f'stage B: block {bi + 1}/{len(blocks)} {name} it {it + 1}/{opts.iters} '
+                    f'loss {last_loss:.4g} beta {beta if beta is not None else "-"} '
+                    f'({el:.0f} s, ~{el / (it + 1) * (opts.iters - it - 1):.0f} s left)')
+        rec.finish()
+        done_ops |= block_ops
+        stats[name] = dict(first_loss=first_loss, last_loss=last_loss, seconds=time.time() - t0)
+    set_quant_mode(model, 'quant')
+    return stats
+
+
+def _mean_abs_change(block: nn.Module, fp: BlockCache, xq: BlockCache, device) -> Tensor:
+    """E over images of |ŷ - y|: the block (quantized) on quantized inputs vs its FP output."""
+    total = None
+    with torch.no_grad():
+        for i in range(len(fp)):
+            out = flat(tensors_of(block(*fp.call_args(xq.input_batch([i], device)))))
+            d = (out - flat(fp.output_batch([i], device))).abs()[0]
+            total = d if total is None else total + d
+    return total / len(fp)
+
+
+def _rec_loss(opts: ReconOptions, out: Tensor, target: Tensor, state, norms, grad_sq, idx, device) -> Tensor:
+    if opts.loss == 'mse':
+        return norms[0](mse_loss(out, target))
+    if opts.loss == 'mae':
+        return norms[0](mae_loss(out, target))
+    if opts.loss == 'fisher_brecq':
+        return norms[0](fisher_brecq_loss(out, target, grad_sq[idx].to(device)))
+    G = state.G
+    if opts.loss == 'fisher_diag':
+        return norms[1](fisher_diag_loss(out, target, G))
+    if opts.loss == 'fisher_lr':
+        return norms[0](fisher_lr_loss(out, target, G, state.b_inv))
+    return (opts.p1 * norms[0](fisher_lr_loss(out, target, G, state.b_inv))
+            + opts.p2 * norms[1](fisher_diag_loss(out, target, G)))
