@@ -5,29 +5,13 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     './_base_/shapes_instance.py',
     './_base_/tiny_schedule.py',
+    './_base_/tiny_swin_fpn.py',
 ]
 num_classes = 7
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        embed_dims=32,
-        depths=[2, 2, 2, 2],
-        num_heads=[1, 2, 4, 8],
-        window_size=7,
-        mlp_ratio=4,
-        qkv_bias=True,
-        qk_scale=None,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        drop_path_rate=0.1,
-        patch_norm=True,
-        out_indices=(0, 1, 2, 3),
-        with_cp=False,
-        convert_weights=False,
-        init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64, num_outs=5),
-    rpn_head=dict(in_channels=64, feat_channels=64),
+    backbone={{_base_.tiny_backbone}},
+    neck={{_base_.tiny_neck}},
+    rpn_head={{_base_.tiny_rpn_head}},
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_classes),
