@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import torch
 from torch import nn
 
 from .calib import run_stage_a

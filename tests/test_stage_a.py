@@ -1,5 +1,4 @@
 """Stage A: the search never loses to minmax; reparameterization keeps the FP detector."""
-import copy
 
 import pytest
 import torch

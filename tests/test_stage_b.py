@@ -84,9 +84,9 @@ def test_fimaq_runs_and_is_deterministic():
     outs = []
     for _ in range(2):
         model = build_tiny('mask')
-        batch = fake_batch(n=2, h=160, w=192)
-        qcfg = QuantConfig.from_dict(dict(method='fimaq', eq_n=8, search_round=1,
-                                          recon=dict(iters=4, k=2, batch_size=1)))
+        batch = fake_batch(n=1, h=96, w=128)
+        qcfg = QuantConfig.from_dict(dict(method='fimaq', eq_n=4, search_round=1,
+                                          recon=dict(iters=3, k=2, batch_size=1)))
         quantize(model, [batch], qcfg, log=lambda s: None)
         outs.append({k: v.clone() for k, v in model.state_dict().items()})
     assert outs[0].keys() == outs[1].keys()

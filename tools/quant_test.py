@@ -39,8 +39,9 @@ def parse_args(argv=None):
                    '(default: work_dirs/<config name>/<method>)')
     p.add_argument('--method', choices=tuple(METHODS),
                    help='fp: the floating-point model; minmax: min/max scales; calib: stage A '
-                   'scale search with LayerNorm reparameterization (default: the config\'s '
-                   'quant.method, else fp)')
+                   'scale search with LayerNorm reparameterization; mse, fisher_brecq, '
+                   'fisher_diag, fisher_lr, fimaq: stage A then stage B block reconstruction '
+                   'with that loss (default: the config\'s quant.method, else fp)')
     p.add_argument('--w-bits', type=int, help='weight bits (2..8)')
     p.add_argument('--a-bits', type=int, help='activation bits (2..8)')
     p.add_argument('--calib-images', type=int, help='stage A calibration images (train split)')
@@ -49,7 +50,8 @@ def parse_args(argv=None):
     p.add_argument('--allow-overlap', action='store_true',
                    help='allow calibration images that are also evaluation images')
     p.add_argument('--quant-options', nargs='+', action=DictAction,
-                   help='any QuantConfig field, e.g. eq_n=64 search_round=2 seed=1')
+                   help='any QuantConfig field, e.g. eq_n=64 search_round=2 seed=1 '
+                   'recon_images=64 recon.iters=2000 recon.k=5')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, e.g. test_dataloader.dataset.indices=50')
@@ -70,7 +72,12 @@ def quant_settings(cfg, args) -> QuantConfig:
             q[key] = getattr(args, key)
     if args.backbone_only:
         q['backbone_only'] = True
-    q.update(args.quant_options or {})
+    for key, value in (args.quant_options or {}).items():
+        if '.' in key:  # recon.iters=2000 -> quant['recon']['iters'] = 2000
+            group, sub = key.split('.', 1)
+            q[group] = {**(q.get(group) or {}), sub: value}
+        else:
+            q[key] = value
     if q['method'] == 'fp':
         q = {'method': 'fp'}
     try:

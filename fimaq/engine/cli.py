@@ -5,7 +5,9 @@ import os.path as osp
 import sys
 from typing import Callable, Optional
 
-from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported for tools)
+from mmengine.config import Config, DictAction
+
+__all__ = ["DictAction", "load_config", "run_cli"]  # DictAction is re-exported for the tools
 
 from .errors import UserError
 

@@ -90,7 +90,6 @@ def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, se
     import copy
 
     import numpy as np
-    import torch
     import torch.nn.functional as F
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate

@@ -56,7 +56,7 @@ model = dict(
 load_from = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'
 
 # Shorter schedule than the Mask R-CNN's: backbone, neck and RPN start trained.
-max_iters = 1500
+max_iters = 1000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
