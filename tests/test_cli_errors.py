@@ -63,3 +63,13 @@ def test_bad_quant_options(tmp_path):
     code, err = run_tool(CONFIG, str(tmp_path / 'x.pth'), '--method', 'minmax',
                          '--quant-options', 'reparam=True')
     assert_one_line_error(code, err, 'reparam=True needs search=True')
+
+
+def test_calibration_on_evaluation_images_is_refused(tmp_path):
+    ckpt = osp.join(REPO_ROOT, 'checkpoints', 'mask-rcnn_swin-tiny_fpn_shapes.pth')
+    code, err = run_tool(CONFIG, ckpt, '--method', 'minmax', '--calib-images', '2',
+                         '--work-dir', str(tmp_path), '--cfg-options',
+                         'train_dataloader.dataset.ann_file=annotations/instances_val.json',
+                         'train_dataloader.dataset.data_prefix.img=val/')
+    assert_one_line_error(code, err, 'calibration image(s) are also evaluation images',
+                          '--allow-overlap')

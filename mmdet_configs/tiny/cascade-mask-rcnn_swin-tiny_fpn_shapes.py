@@ -15,7 +15,7 @@ def _stage(stds):
     return dict(
         type='Shared2FCBBoxHead',
         in_channels=64,
-        fc_out_channels=256,
+        fc_out_channels=128,  # three heads; keeps the checkpoint under 20 MB
         roi_feat_size=7,
         num_classes=num_classes,
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
