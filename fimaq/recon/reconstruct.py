@@ -10,7 +10,7 @@ them, and the full-model KL.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -44,7 +44,6 @@ class ReconOptions:
     fisher_images: int = 0        # images per Fisher gradient (0: all)
     cache_dtype: str = 'float16'
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
