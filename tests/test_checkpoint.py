@@ -69,3 +69,29 @@ def test_unreadable_and_missing_files(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(UserError, match='could not be read'):
         read_checkpoint(str(bad))
+
+
+def test_quantized_model_reloads_bit_identical(tmp_path):
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from helpers import build_tiny, fake_batch
+    from fimaq import QuantConfig, quantize
+    from fimaq.engine.checkpoint import load_quantized, save_quantized
+    model = build_tiny('mask', seed=0)
+    x, samples = fake_batch(n=1, h=96, w=128)
+    qcfg = QuantConfig.from_dict(dict(method='calib', w_bits=4, a_bits=4, eq_n=4, search_round=1))
+    quantize(model, [(x, samples)], qcfg, log=lambda s: None)
+    with torch.no_grad():
+        ref = model._forward(x, samples)
+    save_quantized(model, qcfg, str(tmp_path / 'q.pth'))
+    other = build_tiny('mask', seed=1)          # different FP weights: everything must come from the file
+    _, loaded_cfg = load_quantized(other, str(tmp_path / 'q.pth'))
+    assert loaded_cfg.method == 'calib' and loaded_cfg.w_bits == 4
+    with torch.no_grad():
+        out = other._forward(x, samples)
+    from helpers import flat_outputs
+    for a, b in zip(flat_outputs(out), flat_outputs(ref)):
+        assert torch.equal(a, b)
+    with pytest.raises(UserError, match='not a fimaq quantized checkpoint'):
+        load_quantized(build_tiny('mask'), str(tmp_path / 'nothing.pth'))

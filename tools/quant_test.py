@@ -10,7 +10,8 @@ The quantization settings come from the config's ``quant = dict(...)`` section (
 mmdet_configs/_base_/quant/), overridden by --method/--w-bits/--a-bits/--quant-options.
 Calibration images are drawn (seeded) from the config's *train* split. Prints a table
 (box AP, AP50, AP75, APs/m/l; mask AP, ...) and writes results.json (mmdet metric names,
-e.g. coco/bbox_mAP), results.md and quant_report.md (per-layer) in the work dir.
+e.g. coco/bbox_mAP), results.md, quant_report.md (per-layer) and quantized.pth (reload it
+with --load-quantized) in the work dir.
 """
 import argparse
 import datetime
@@ -47,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument('--calib-images', type=int, help='stage A calibration images (train split)')
     p.add_argument('--backbone-only', action='store_true',
                    help='quantize the backbone only (default: the whole detector)')
+    p.add_argument('--load-quantized', metavar='PATH',
+                   help='evaluate a quantized model saved by an earlier run (its work dir\'s '
+                   'quantized.pth) instead of calibrating again')
     p.add_argument('--allow-overlap', action='store_true',
                    help='allow calibration images that are also evaluation images')
     p.add_argument('--quant-options', nargs='+', action=DictAction,
@@ -117,8 +121,11 @@ def main(argv=None) -> int:
     cfg.work_dir = args.work_dir or osp.join('work_dirs', name, tag)
     cfg.load_from = None  # we load (strictly) below
     cfg.resume = False
+    if args.load_quantized and not osp.isfile(args.load_quantized):
+        raise UserError(f'quantized checkpoint {args.load_quantized} does not exist; pass the '
+                        'quantized.pth written by an earlier run')
     cfg.test_cfg = dict(type='QuantTestLoop', quant=qcfg.to_dict(),
-                        allow_overlap=args.allow_overlap)
+                        allow_overlap=args.allow_overlap, load_quantized=args.load_quantized)
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_detector_checkpoint(model, checkpoint)
@@ -127,6 +134,7 @@ def main(argv=None) -> int:
     metrics = runner.test()
     elapsed = time.time() - t0
     loop = runner.test_loop
+    qcfg = loop.qcfg  # a loaded quantized model brings its own settings
 
     bits = f'W{qcfg.w_bits}A{qcfg.a_bits}' if qcfg.quantize else 'FP'
     row = dict(label={'model': name, 'method': qcfg.method, 'W/A': bits},

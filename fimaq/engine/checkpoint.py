@@ -75,3 +75,40 @@ def load_detector_checkpoint(model: torch.nn.Module, path: str) -> None:
         raise UserError(f'checkpoint {path} does not fit the model of the config: '
                         f'{"; ".join(parts)} keys; pass the checkpoint trained with this config')
     model.load_state_dict(state, strict=True)
+
+
+def save_quantized(model: torch.nn.Module, qcfg, path: str) -> None:
+    """Write the quantized model (weights, scales, reparameterized norms) and its QuantConfig."""
+    from .report import atomic_path
+    with atomic_path(path) as tmp:
+        torch.save({'state_dict': model.state_dict(), 'quant': qcfg.to_dict(),
+                    'meta': {'format': 'fimaq-quantized-v1'}}, tmp)
+
+
+def load_quantized(model: torch.nn.Module, path: str):
+    """Rebuild the quantized ops of ``model`` (an FP detector) from ``path``; no calibration.
+
+    The surgery is replayed from the saved QuantConfig, then the saved state is loaded
+    strictly, so the outputs are bit-identical to those of the model that was saved.
+    """
+    from ..config import QuantConfig
+    from ..models import quantize_detector_modules
+    from ..quant import QuantModule, set_quant_mode
+    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
+    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != 'fimaq-quantized-v1':
+        raise UserError(f'{path} is not a fimaq quantized checkpoint (written as quantized.pth '
+                        'in the work dir of tools/quant_test.py)')
+    qcfg = QuantConfig.from_dict(ckpt['quant'])
+    qm = quantize_detector_modules(model, qcfg.w_bits, qcfg.a_bits, qcfg.backbone_only,
+                                   qcfg.softmax_quantizer)
+    state = ckpt['state_dict']
+    for name, m in model.named_modules():  # a reparameterization may have added a bias
+        if isinstance(m, QuantModule) and getattr(m, 'bias', 0) is None and f'{name}.bias' in state:
+            m.bias = torch.nn.Parameter(torch.empty_like(state[f'{name}.bias']))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f'quantized checkpoint {path} does not fit the model of the config: '
+                        f'{len(missing)} missing, {len(unexpected)} unexpected keys '
+                        f'(first: {(missing + unexpected)[0]})')
+    set_quant_mode(model, 'quant')
+    return qm, qcfg

@@ -10,6 +10,7 @@ from mmengine.runner import TestLoop
 
 from ..api import quantize
 from ..config import QuantConfig
+from .checkpoint import load_quantized, save_quantized
 from .data import calibration_batches
 from .report import atomic_write_text, quant_layer_table
 
@@ -23,15 +24,22 @@ class QuantTestLoop(TestLoop):
     """
 
     def __init__(self, runner, dataloader, evaluator, quant: dict | None = None,
-                 allow_overlap: bool = False, fp16: bool = False) -> None:
+                 allow_overlap: bool = False, load_quantized: str | None = None,
+                 fp16: bool = False) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
         self.qcfg = QuantConfig.from_dict(quant or {})
         self.allow_overlap = allow_overlap
+        self.load_quantized = load_quantized
         self.calib_seconds = 0.0
         self.quantized = None
 
     def run(self) -> dict:
-        if self.qcfg.quantize:
+        if self.load_quantized:
+            model = self.runner.model.module if is_model_wrapper(self.runner.model) else self.runner.model
+            self.quantized, self.qcfg = load_quantized(model, self.load_quantized)
+            self.runner.logger.info(f'loaded the quantized model {self.load_quantized} '
+                                    f'({self.qcfg.method} W{self.qcfg.w_bits}A{self.qcfg.a_bits})')
+        elif self.qcfg.quantize:
             self.quantize()
         t0 = time.time()
         metrics = super().run()
@@ -56,5 +64,8 @@ class QuantTestLoop(TestLoop):
         self.calib_seconds = time.time() - t0
         path = osp.join(runner.work_dir, 'quant_report.md')
         atomic_write_text(path, quant_layer_table(self.quantized) + '\n')
+        saved = osp.join(runner.work_dir, 'quantized.pth')
+        save_quantized(model, q, saved)
         runner.logger.info(f'quantized {len(self.quantized.ops())} ops in '
-                           f'{self.calib_seconds:.1f} s; per-layer report: {path}')
+                           f'{self.calib_seconds:.1f} s; per-layer report: {path}; '
+                           f'quantized model: {saved} (reload with --load-quantized)')

@@ -1,6 +1,7 @@
 """Results → tables: the AP table the tools print and cocoapi-style summary lines."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -68,19 +69,26 @@ def coco_summary_lines(metrics: Mapping, iou_type: str, metric_prefix: str = 'co
     return lines
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically,
+    so readers see the old or the new file, never a partial one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
+    os.close(fd)
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            f.write(text)
 
 
 def write_json(path: str, obj) -> None:
