@@ -133,12 +133,15 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
         raise ValueError(f'recon loss {opts.loss} needs the model KL (kl_loss)')
     dtype = getattr(torch, opts.cache_dtype)
     device = next(model.parameters()).device
-    gen = torch.Generator(device='cpu').manual_seed(opts.seed)
     done_ops: set = set()
     stats: dict[str, dict] = {}
     fisher_batches = batches if not opts.fisher_images else batches[:max(1, opts.fisher_images)]
     for bi, (name, block) in enumerate(blocks):
         t0 = time.time()
+        # Every block draws its own seeded streams, so a block's result depends only on its
+        # inputs (a run resumed at a block reproduces an uninterrupted one).
+        gen = torch.Generator(device='cpu').manual_seed(opts.seed * 1000 + bi)
+        torch.manual_seed(opts.seed * 1000 + bi)   # QDrop inside the activation quantizers
         set_quant_mode(model, 'fp')
         fp = capture_block(block, batches, run_features, inputs=True, outputs=True, dtype=dtype)
         set_quant_mode(model, 'quant', only=done_ops)
