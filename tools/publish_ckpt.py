@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from fimaq.engine.checkpoint import read_checkpoint  # noqa: E402
 from fimaq.engine.cli import run_cli  # noqa: E402
+from fimaq.engine.report import atomic_path  # noqa: E402
 
 
 def main() -> int:
@@ -21,8 +22,9 @@ def main() -> int:
     p.add_argument('dst')
     args = p.parse_args()
     state = read_checkpoint(args.src)
-    torch.save({'state_dict': {k: v.contiguous() for k, v in state.items()},
-                'meta': {'source': osp.basename(args.src)}}, args.dst)
+    with atomic_path(args.dst) as tmp:  # creates the folder; never leaves a partial file
+        torch.save({'state_dict': {k: v.contiguous() for k, v in state.items()},
+                    'meta': {'source': osp.basename(args.src)}}, tmp)
     print(f'[publish_ckpt] {len(state)} tensors, '
           f'{sum(v.numel() for v in state.values()) / 1e6:.2f} M values -> {args.dst}')
     return 0
