@@ -97,3 +97,14 @@ def test_config_errors_are_one_line():
         with pytest.raises(QuantConfigError) as err:
             QuantConfig.from_dict(bad)
         assert needle in str(err.value) and '\n' not in str(err.value)
+
+
+def test_matmul_capture_keeps_operand_pairs():
+    from fimaq.calib.capture import OpCapture
+    cap = OpCapture(QuantMatMul(4), num_batches=2, max_rows=49 * 3, seed=0)
+    for _ in range(2):
+        a = torch.randn(10, 2, 49, 8)
+        cap.add(a, a.transpose(-2, -1))
+    a_kept, b_kept = cap.tensors('cpu')
+    assert a_kept.shape[0] == 4                      # 3 windows' worth of tokens, 2 per batch
+    assert torch.equal(b_kept, a_kept.transpose(-2, -1))

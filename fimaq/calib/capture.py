@@ -32,19 +32,27 @@ class OpCapture:
 
     def __init__(self, op: nn.Module, num_batches: int, max_rows: int, seed: int) -> None:
         self.op = op
-        self.per_batch = max(1, math.ceil(max_rows / max(1, num_batches)))
+        self.max_rows, self.num_batches = max_rows, max(1, num_batches)
         self.gen = torch.Generator(device='cpu').manual_seed(seed)
         self.parts: list[list[Tensor]] = []
         self.lo: list = []
         self.hi: list = []
         self.nbytes = 0
 
-    def _rows(self, x: Tensor, dim: int) -> Tensor:
-        n = x.shape[dim]
-        if n <= self.per_batch:
-            return x
-        idx = torch.randperm(n, generator=self.gen)[:self.per_batch].to(x.device)
-        return x.index_select(dim, idx)
+    def _pick(self, n: int, tokens_per_row: int = 1):
+        """Seeded row indices (or None for all): ``max_rows`` tokens over all batches.
+
+        A matmul row is a whole window of ``tokens_per_row`` tokens, so windows count
+        against the same token budget as Linear rows.
+        """
+        per_batch = max(1, math.ceil(max(1, self.max_rows // tokens_per_row) / self.num_batches))
+        if n <= per_batch:
+            return None
+        return torch.randperm(n, generator=self.gen)[:per_batch]
+
+    @staticmethod
+    def _take(x: Tensor, idx) -> Tensor:
+        return x if idx is None else x.index_select(0, idx.to(x.device))
 
     def _track(self, i: int, x: Tensor, keep_dim) -> None:
         dims = [d for d in range(x.dim()) if d != keep_dim]
@@ -57,22 +65,22 @@ class OpCapture:
             self.hi[i] = torch.maximum(self.hi[i], hi)
 
     def add(self, *tensors: Tensor) -> None:
-        kept = []
-        for i, x in enumerate(tensors):
-            x = x.detach()
-            if isinstance(self.op, QuantMatMul):
+        tensors = [x.detach() for x in tensors]
+        if isinstance(self.op, QuantMatMul):
+            # Both operands keep the same windows, so that a @ b stays a true product.
+            rows = [x.reshape(-1, *x.shape[-3:]) for x in tensors]
+            idx = self._pick(rows[0].shape[0], tokens_per_row=tensors[0].shape[-2])
+            for i, x in enumerate(tensors):
                 self._track(i, x, 1)
-            else:
-                self._track(i, x, None)
-            if isinstance(self.op, QuantLinear):
-                kept.append(self._rows(x.reshape(-1, x.shape[-1]), 0))
-            elif isinstance(self.op, QuantMatMul):
-                kept.append(self._rows(x.reshape(-1, *x.shape[-3:]), 0))
-            else:
-                kept.append(self._rows(conv_patches(self.op, x), 0))
-        size = sum(t.numel() * t.element_size() for t in kept)
+            kept = [self._take(r, idx) for r in rows]
+        else:
+            x = tensors[0]
+            self._track(0, x, None)
+            rows = x.reshape(-1, x.shape[-1]) if isinstance(self.op, QuantLinear) else \
+                conv_patches(self.op, x)
+            kept = [self._take(rows, self._pick(rows.shape[0]))]
         self.parts.append([t.cpu() for t in kept])
-        self.nbytes += size
+        self.nbytes += sum(t.numel() * t.element_size() for t in kept)
 
     def tensors(self, device) -> list[Tensor]:
         # Rows, windows and images of different batches all concatenate along dim 0.
