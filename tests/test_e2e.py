@@ -43,7 +43,8 @@ def test_calib_w8a8_stays_close_to_fp_on_a_subset(tmp_path):
     common = [MASK_CFG, MASK_CKPT, '--cfg-options', 'test_dataloader.dataset.indices=20']
     run('tools/quant_test.py', *common, '--work-dir', str(tmp_path / 'fp'))
     run('tools/quant_test.py', *common, '--work-dir', str(tmp_path / 'q'), '--method', 'calib',
-        '--w-bits', '8', '--a-bits', '8', '--calib-images', '8')
+        '--w-bits', '8', '--a-bits', '8', '--calib-images', '4',
+        '--quant-options', 'eq_n=16', 'search_round=1', 'max_rows=1024')
     fp = json.load(open(tmp_path / 'fp' / 'results.json'))['metrics']
     q = json.load(open(tmp_path / 'q' / 'results.json'))
     assert q['method'] == 'calib' and q['w_bits'] == 8

@@ -38,6 +38,8 @@ def parse_args():
                    help='W=A bit widths for the quantized methods')
     p.add_argument('--work-dir', default='work_dirs/benchmark_quant')
     p.add_argument('--out', default='benchmarks/stage_a.md', help='markdown table (json beside it)')
+    p.add_argument('--collect-only', action='store_true',
+                   help='run nothing: tabulate the cells whose results exist, list the others')
     p.add_argument('--extra', nargs=argparse.REMAINDER, default=[],
                    help='arguments passed to every quant_test.py run (after --extra)')
     return p.parse_args()
@@ -62,6 +64,9 @@ def main() -> int:
         tag = 'fp' if bits is None else f'{method}_w{bits}a{bits}'
         work = osp.join(args.work_dir, name, tag)
         result_file = osp.join(work, 'results.json')
+        if not osp.isfile(result_file) and args.collect_only:
+            print(f'[benchmark] {name} {tag}: no results yet ({result_file})')
+            continue
         if not osp.isfile(result_file):
             cmd = [sys.executable, 'tools/quant_test.py', config, ckpt, '--work-dir', work,
                    '--method', method] + ([] if bits is None else ['--w-bits', str(bits),
