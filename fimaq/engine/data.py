@@ -16,10 +16,7 @@ def _dataset_cfgs(cfg: Config, which: str):
     loader = cfg.get(f'{which}_dataloader')
     if not loader:
         return []
-    ds = loader['dataset']
-    # ConcatDataset / RepeatDataset wrappers keep their children under 'datasets' / 'dataset'.
-    while 'dataset' in ds and 'ann_file' not in ds:
-        ds = ds['dataset']
+    ds = _unwrap_dataset_cfg(loader['dataset'])
     return list(ds['datasets']) if 'datasets' in ds else [ds]
 
 
@@ -73,6 +70,7 @@ def check_dataset(cfg: Config, which: str = 'test') -> None:
 
 
 def _unwrap_dataset_cfg(ds: dict) -> dict:
+    """The dataset inside RepeatDataset-style wrappers (children under 'dataset')."""
     while 'dataset' in ds and 'ann_file' not in ds:
         ds = ds['dataset']
     return ds
