@@ -10,7 +10,7 @@ tracked over *all* data so that ``minmax`` does not depend on the subsample.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,8 +91,7 @@ class OpCapture:
 
 
 def capture_inputs(ops: dict[str, nn.Module], batches: Sequence, forward: Callable,
-                   max_rows: int, seed: int,
-                   progress: Callable[[Iterable], Iterable] = lambda x: x) -> dict[str, OpCapture]:
+                   max_rows: int, seed: int) -> dict[str, OpCapture]:
     """Run ``forward(batch)`` over ``batches`` with hooks on ``ops``; return their captures."""
     caps = {name: OpCapture(op, len(batches), max_rows, seed + i)
             for i, (name, op) in enumerate(ops.items())}
@@ -100,7 +99,7 @@ def capture_inputs(ops: dict[str, nn.Module], batches: Sequence, forward: Callab
                for name, op in ops.items()]
     try:
         with torch.no_grad():
-            for batch in progress(batches):
+            for batch in batches:
                 forward(batch)
     finally:
         for h in handles:
