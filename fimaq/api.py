@@ -1,7 +1,8 @@
 """The public entry point: ``quantize(model, calib_batches, QuantConfig)``."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import time
+from typing import Callable, Optional, Sequence
 
 from torch import nn
 
@@ -16,7 +17,10 @@ from .recon.reconstruct import reconstruct
 
 def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
              forward: Callable | None = None, log: Callable[[str], None] = print,
-             recon_batches: Sequence | None = None) -> QuantizedModel:
+             recon_batches: Sequence | None = None,
+             stage_a: Optional[Callable[[nn.Module], Optional[dict]]] = None,
+             on_stage_a: Optional[Callable[[nn.Module, QuantizedModel, float], None]] = None
+             ) -> QuantizedModel:
     """Quantize ``model`` in place and return what was done.
 
     ``calib_batches`` are ready model inputs (for mmdet detectors: ``(inputs, data_samples)``
@@ -33,10 +37,17 @@ def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
     set_quant_mode(model, 'fp')
     was_training = model.training
     model.eval()
-    qm.stats = run_stage_a(qm.ops(), qm.layernorm_pairs, calib_batches, forward,
-                           search=qcfg.search, reparam=qcfg.reparam, opts=qcfg.search_opts,
-                           max_rows=qcfg.max_rows,
-                           capture_mb=qcfg.capture_mb, device=device, log=log)
+    loaded = stage_a(model) if stage_a is not None else None
+    if loaded is not None:
+        qm.stats = loaded
+    else:
+        t0 = time.time()
+        qm.stats = run_stage_a(qm.ops(), qm.layernorm_pairs, calib_batches, forward,
+                               search=qcfg.search, reparam=qcfg.reparam, opts=qcfg.search_opts,
+                               max_rows=qcfg.max_rows,
+                               capture_mb=qcfg.capture_mb, device=device, log=log)
+        if on_stage_a is not None:
+            on_stage_a(model, qm, time.time() - t0)
     if qcfg.recon is not None:
         batches = recon_batches or calib_batches
         kl = None

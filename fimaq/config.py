@@ -102,5 +102,17 @@ class QuantConfig:
         if self.target not in ('kl', 'rpn'):
             raise QuantConfigError(f'target={self.target!r}; use "kl" or "rpn"')
 
+    # The fields stage A depends on: runs that agree on them can share one stage A result.
+    STAGE_A_FIELDS = ('w_bits', 'a_bits', 'backbone_only', 'softmax_quantizer', 'search', 'reparam',
+                      'calib_images', 'calib_batch_size', 'seed', 'max_rows', 'capture_mb',
+                      'search_opts')
+
+    def stage_a_key(self) -> dict:
+        d = self.to_dict()
+        key = {k: d[k] for k in self.STAGE_A_FIELDS if k != 'search_opts'}
+        key.update({f'search_opts.{k}': v for k, v in d['search_opts'].items()
+                    if k != 'mem_cap_mb'})   # chunking only; the result does not change
+        return key
+
     def to_dict(self) -> dict:
         return asdict(self)

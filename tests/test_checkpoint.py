@@ -95,3 +95,42 @@ def test_quantized_model_reloads_bit_identical(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(UserError, match='not a fimaq quantized checkpoint'):
         load_quantized(build_tiny('mask'), str(tmp_path / 'nothing.pth'))
+
+
+def test_stage_a_state_reuse_is_bit_identical_and_checks_its_key(tmp_path):
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from helpers import build_tiny, fake_batch, flat_outputs
+    from fimaq import QuantConfig, quantize
+    from fimaq.engine.checkpoint import apply_stage_a, read_stage_a, save_stage_a
+    x, samples = fake_batch(n=1, h=96, w=128)
+    qcfg = QuantConfig.from_dict(dict(method='calib', w_bits=4, a_bits=4, eq_n=4, search_round=1))
+    key = dict(qcfg.stage_a_key(), model='weights-0')
+    path = str(tmp_path / 'stage_a.pth')
+    model = build_tiny('mask', seed=0)
+    quantize(model, [(x, samples)], qcfg, log=lambda s: None,
+             on_stage_a=lambda m, qm, sec: save_stage_a(m, key, qm.stats, sec, path))
+    with torch.no_grad():
+        ref = model._forward(x, samples)
+    calls = []
+
+    def load(m):
+        ckpt = read_stage_a(path, key)
+        apply_stage_a(m, ckpt, path)
+        return ckpt['stats']
+    other = build_tiny('mask', seed=1)
+    qm = quantize(other, [], qcfg, log=lambda s: None, stage_a=load,
+                  on_stage_a=lambda *a: calls.append(a))
+    assert not calls and qm.stats  # stage A was not run again (no batches were even given)
+    with torch.no_grad():
+        out = other._forward(x, samples)
+    for a, b in zip(flat_outputs(out), flat_outputs(ref)):
+        assert torch.equal(a, b)
+    w3 = dict(QuantConfig.from_dict(dict(method='calib', w_bits=3, a_bits=4, eq_n=4,
+                                         search_round=1)).stage_a_key(),
+              model='weights-0')
+    with pytest.raises(UserError, match='w_bits: 4 there, 3 here'):
+        read_stage_a(path, w3)
+    with pytest.raises(UserError, match='not a fimaq stage A state'):
+        read_stage_a(str(tmp_path / 'nothing.pth'), key)

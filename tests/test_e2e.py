@@ -52,6 +52,18 @@ def test_calib_w8a8_stays_close_to_fp_on_a_subset(tmp_path):
     assert abs(q['metrics']['coco/segm_mAP'] - fp['coco/segm_mAP']) < 0.03
     report = open(tmp_path / 'q' / 'quant_report.md').read()
     assert 'roi_head.mask_head.upsample | ConvTranspose2d' in report
+    # The saved stage A result is reused (same settings): identical AP without recalibrating;
+    # other settings are refused with a one-line error.
+    again = ['--method', 'calib', '--calib-images', '4', '--stage-a', str(tmp_path / 'q' / 'stage_a.pth'),
+             '--quant-options', 'eq_n=16', 'search_round=1', 'max_rows=1024']
+    run('tools/quant_test.py', *common, '--work-dir', str(tmp_path / 'r'), '--w-bits', '8',
+        '--a-bits', '8', *again)
+    r = json.load(open(tmp_path / 'r' / 'results.json'))
+    assert r['stage_a_reused'] and r['metrics'] == q['metrics']
+    proc = subprocess.run([sys.executable, 'tools/quant_test.py', *common, '--work-dir',
+                           str(tmp_path / 's'), '--w-bits', '6', '--a-bits', '6', *again],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and '8 there, 6 here' in proc.stderr
 
 
 @pytest.mark.slow

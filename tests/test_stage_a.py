@@ -6,7 +6,7 @@ import torch
 from fimaq import QuantConfig, QuantConfigError, quantize
 from fimaq.calib import SearchOptions, fold_layernorm, per_channel_params
 from fimaq.calib.capture import conv_patches
-from fimaq.calib.ops import calibrate_matmul, calibrate_weighted
+from fimaq.calib.ops import calibrate_matmul, calibrate_weighted, weight_error_fn
 from fimaq.quant import QuantConv2d, QuantLinear, QuantMatMul, set_quant_mode
 from helpers import build_tiny, fake_batch, max_rel_diff
 
@@ -25,6 +25,19 @@ def out_mse(op, *inputs):
     ref = op(*inputs)
     set_quant_mode(op, 'quant')
     return float((op(*inputs) - ref).pow(2).mean())
+
+
+@pytest.mark.parametrize('rows', [300, 20])  # Gram form (rows >= in) and direct form
+def test_weight_error_equals_output_mse(rows):
+    g = torch.Generator().manual_seed(3)
+    x = heavy_tailed(rows, 40, seed=4)
+    xq = x + 0.05 * torch.randn(rows, 40, generator=g)
+    w = torch.randn(24, 40, generator=g)
+    w_c = w + 0.1 * torch.randn(5, 24, 40, generator=g)
+    expected = torch.stack([((xq @ c.t()) - (x @ w.t())).pow(2).mean(dim=0) for c in w_c])
+    got = weight_error_fn(w, x, xq)(w_c)
+    assert got.shape == (5, 24)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize('bits', [3, 4, 6])

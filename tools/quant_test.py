@@ -51,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument('--load-quantized', metavar='PATH',
                    help='evaluate a quantized model saved by an earlier run (its work dir\'s '
                    'quantized.pth) instead of calibrating again')
+    p.add_argument('--stage-a', metavar='PATH',
+                   help='reuse the stage A result (stage_a.pth) of an earlier run with the same '
+                   'stage A settings, e.g. a calib run\'s, and go straight to stage B')
     p.add_argument('--allow-overlap', action='store_true',
                    help='allow calibration images that are also evaluation images')
     p.add_argument('--quant-options', nargs='+', action=DictAction,
@@ -63,6 +66,13 @@ def parse_args(argv=None):
     if (args.config is None) != (args.checkpoint is None):
         p.error('give both CONFIG and CHECKPOINT, or neither for the embedded default')
     return args
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports kB, macOS bytes)."""
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == 'darwin' else peak / 2**10
 
 
 def quant_settings(cfg, args) -> QuantConfig:
@@ -125,7 +135,8 @@ def main(argv=None) -> int:
         raise UserError(f'quantized checkpoint {args.load_quantized} does not exist; pass the '
                         'quantized.pth written by an earlier run')
     cfg.test_cfg = dict(type='QuantTestLoop', quant=qcfg.to_dict(),
-                        allow_overlap=args.allow_overlap, load_quantized=args.load_quantized)
+                        allow_overlap=args.allow_overlap, load_quantized=args.load_quantized,
+                        stage_a=args.stage_a)
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_detector_checkpoint(model, checkpoint)
@@ -146,9 +157,14 @@ def main(argv=None) -> int:
                   quant=qcfg.to_dict() if qcfg.quantize else None,
                   metrics=row['metrics'],
                   calib_seconds=round(loop.calib_seconds, 2),
+                  stage_a_seconds=round(loop.stage_a_seconds, 2),
+                  stage_a_reused=loop.stage_a_reused,
                   eval_seconds=round(loop.eval_seconds, 2),
                   total_seconds=round(elapsed, 2),
                   num_images=len(runner.test_dataloader.dataset),
+                  peak_rss_mb=round(peak_rss_mb(), 1),
+                  peak_cuda_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                  if torch.cuda.is_available() else None,
                   torch=torch.__version__, device=str(next(model.parameters()).device),
                   date=datetime.datetime.now().isoformat(timespec='seconds'))
     out_json = osp.join(cfg.work_dir, 'results.json')

@@ -1,6 +1,8 @@
 """Stage A for one op: minmax, or the alternating output-MSE search of ALGORITHM §2."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,6 +20,30 @@ def _out_error(y_c: Tensor, y: Tensor, per_channel: bool, channel_dim: int) -> T
         return sq.flatten(1).mean(dim=1)
     dims = [d for d in range(1, sq.dim()) if d != channel_dim + 1]
     return sq.mean(dim=dims)
+
+
+def weight_error_fn(w: Tensor, x: Tensor, xq: Tensor) -> Callable[[Tensor], Tensor]:
+    """Per-output-channel MSE of ``xq @ w_c.T`` against ``x @ w.T`` for candidate weights.
+
+    ``err_o = mean_t (xq_t·w_c,o - x_t·w_o)²``. With ``d = w_c - w`` and ``e = x - xq`` this
+    is ``(d_o C d_o - 2 d_o·(G w_o) + w_o A w_o) / T`` with ``C = xqᵀxq``, ``G = xqᵀe``,
+    ``A = eᵀe``: the Gram form costs ``out·in²`` per candidate instead of ``T·out·in``,
+    so it is used when there are more rows than input features. The bias cancels.
+    """
+    T, n_in = x.shape
+    if n_in > T:
+        y = x @ w.t()
+        return lambda w_c: _out_error(torch.matmul(xq, w_c.transpose(1, 2)), y, True, 1)
+    e = x - xq
+    C = xq.t() @ xq
+    V = w @ (xq.t() @ e).t()                       # rows: (G w_o)ᵀ
+    const = (w * (w @ (e.t() @ e))).sum(dim=1)     # w_o A w_o (A symmetric)
+
+    def err(w_c: Tensor) -> Tensor:
+        d = w_c - w
+        quad = (torch.matmul(d, C) * d).sum(dim=2)
+        return (quad - 2 * (d * V).sum(dim=2) + const) / T
+    return err
 
 
 def _batched_linear(x_c: Tensor, w_c: Tensor, bias) -> Tensor:
@@ -65,11 +91,10 @@ def _search_weighted(layer, w: Tensor, x: Tensor, opts: SearchOptions) -> dict:
     # 3: alternate weight and activation by output MSE; never accept a worse objective.
     history = []
     for _ in range(opts.search_round):
-        xq = aq(x)
-        w_err = lambda s_, z_: _out_error(_batched_linear(xq.unsqueeze(0), quantize_with(wq, w, s_, z_), layer.bias),  # noqa: E731
-                                          y, True, ch_dim).reshape(s_.shape)
+        out_err = weight_error_fn(w, x, aq(x))
+        w_err = lambda s_, z_: out_err(quantize_with(wq, w, s_, z_)).reshape(s_.shape)  # noqa: E731
         cur = w_err(wq.scale.unsqueeze(0), wq.zero_point.unsqueeze(0))[0]
-        pick_best(wq, s, z, w_err, y.numel() * 8 + w.numel() * 4, cap, current=cur)
+        pick_best(wq, s, z, w_err, min(y.numel(), w.numel()) * 8 + w.numel() * 4, cap, current=cur)
         wqv = wq(w).unsqueeze(0)
         a_err = lambda s_, z_: _out_error(_batched_linear(quantize_with(aq, x.unsqueeze(0), s_, z_), wqv, layer.bias),  # noqa: E731
                                           y, False, ch_dim).reshape(s_.shape)

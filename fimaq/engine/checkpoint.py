@@ -10,6 +10,7 @@ checkpoint you would not run as code. Remote URLs keep mmengine's own loaders.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import os.path as osp
 
@@ -85,23 +86,9 @@ def save_quantized(model: torch.nn.Module, qcfg, path: str) -> None:
                     'meta': {'format': 'fimaq-quantized-v1'}}, tmp)
 
 
-def load_quantized(model: torch.nn.Module, path: str):
-    """Rebuild the quantized ops of ``model`` (an FP detector) from ``path``; no calibration.
-
-    The surgery is replayed from the saved QuantConfig, then the saved state is loaded
-    strictly, so the outputs are bit-identical to those of the model that was saved.
-    """
-    from ..config import QuantConfig
-    from ..models import quantize_detector_modules
-    from ..quant import QuantModule, set_quant_mode
-    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
-    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != 'fimaq-quantized-v1':
-        raise UserError(f'{path} is not a fimaq quantized checkpoint (written as quantized.pth '
-                        'in the work dir of tools/quant_test.py)')
-    qcfg = QuantConfig.from_dict(ckpt['quant'])
-    qm = quantize_detector_modules(model, qcfg.w_bits, qcfg.a_bits, qcfg.backbone_only,
-                                   qcfg.softmax_quantizer)
-    state = ckpt['state_dict']
+def _load_quant_state(model: torch.nn.Module, state: dict, path: str) -> None:
+    """Load a quantized state dict into a model that went through the same surgery."""
+    from ..quant import QuantModule
     for name, m in model.named_modules():  # a reparameterization may have added a bias
         if isinstance(m, QuantModule) and getattr(m, 'bias', 0) is None and f'{name}.bias' in state:
             m.bias = torch.nn.Parameter(torch.empty_like(state[f'{name}.bias']))
@@ -110,5 +97,69 @@ def load_quantized(model: torch.nn.Module, path: str):
         raise UserError(f'quantized checkpoint {path} does not fit the model of the config: '
                         f'{len(missing)} missing, {len(unexpected)} unexpected keys '
                         f'(first: {(missing + unexpected)[0]})')
+
+
+def load_quantized(model: torch.nn.Module, path: str):
+    """Rebuild the quantized ops of ``model`` (an FP detector) from ``path``; no calibration.
+
+    The surgery is replayed from the saved QuantConfig, then the saved state is loaded
+    strictly, so the outputs are bit-identical to those of the model that was saved.
+    """
+    from ..config import QuantConfig
+    from ..models import quantize_detector_modules
+    from ..quant import set_quant_mode
+    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
+    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != 'fimaq-quantized-v1':
+        raise UserError(f'{path} is not a fimaq quantized checkpoint (written as quantized.pth '
+                        'in the work dir of tools/quant_test.py)')
+    qcfg = QuantConfig.from_dict(ckpt['quant'])
+    qm = quantize_detector_modules(model, qcfg.w_bits, qcfg.a_bits, qcfg.backbone_only,
+                                   qcfg.softmax_quantizer)
+    _load_quant_state(model, ckpt['state_dict'], path)
     set_quant_mode(model, 'quant')
     return qm, qcfg
+
+
+STAGE_A_FORMAT = 'fimaq-stage-a-v1'
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha1 of every tensor of the state dict: which FP weights a stage A result belongs to."""
+    h = hashlib.sha1()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_stage_a(model: torch.nn.Module, key: dict, stats: dict, seconds: float, path: str) -> None:
+    """The model right after stage A, with what it was computed from (``key``)."""
+    from .report import atomic_path
+    with atomic_path(path) as tmp:
+        torch.save({'state_dict': model.state_dict(), 'key': key, 'stats': stats,
+                    'seconds': seconds, 'meta': {'format': STAGE_A_FORMAT}}, tmp)
+
+
+def read_stage_a(path: str, key: dict) -> dict:
+    """A saved stage A result computed from exactly ``key``, else a one-line UserError."""
+    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
+    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != STAGE_A_FORMAT:
+        raise UserError(f'{path} is not a fimaq stage A state (written as stage_a.pth in the '
+                        'work dir of tools/quant_test.py)')
+    diff = sorted(k for k in set(key) | set(ckpt['key']) if key.get(k) != ckpt['key'].get(k))
+    if diff:
+        k = diff[0]
+        raise UserError(f'stage A state {path} was computed with other settings ({len(diff)} '
+                        f'differ, e.g. {k}: {_short(ckpt["key"].get(k))} there, {_short(key.get(k))} '
+                        'here); drop --stage-a or pass a matching one')
+    return ckpt
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
+def apply_stage_a(model: torch.nn.Module, ckpt: dict, path: str) -> None:
+    """Load a stage A state (see ``read_stage_a``) into a model after the same surgery."""
+    _load_quant_state(model, ckpt['state_dict'], path)

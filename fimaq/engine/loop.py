@@ -10,7 +10,9 @@ from mmengine.runner import TestLoop
 
 from ..api import quantize
 from ..config import QuantConfig
-from .checkpoint import load_quantized, save_quantized
+from .checkpoint import (apply_stage_a, load_quantized, model_fingerprint, read_stage_a,
+                         save_quantized, save_stage_a)
+from .errors import UserError
 from .data import calibration_batches
 from .report import atomic_write_text, quant_layer_table
 
@@ -20,17 +22,24 @@ class QuantTestLoop(TestLoop):
     """``test_cfg = dict(type='QuantTestLoop', quant=dict(method='calib', w_bits=4, a_bits=4))``.
 
     ``quant`` holds QuantConfig fields; ``allow_overlap`` lets calibration images be
-    evaluation images (refused by default).
+    evaluation images (refused by default). Stage A's result is saved as ``stage_a.pth`` in
+    the work dir and reused by a later run there with the same stage A settings, weights and
+    calibration images (so a run stopped in stage B does not redo stage A); ``stage_a``
+    names such a file to reuse explicitly (e.g. one ``calib`` run shared by every stage B
+    method), and it must match.
     """
 
     def __init__(self, runner, dataloader, evaluator, quant: dict | None = None,
                  allow_overlap: bool = False, load_quantized: str | None = None,
-                 fp16: bool = False) -> None:
+                 stage_a: str | None = None, fp16: bool = False) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
         self.qcfg = QuantConfig.from_dict(quant or {})
         self.allow_overlap = allow_overlap
         self.load_quantized = load_quantized
+        self.stage_a = stage_a
         self.calib_seconds = 0.0
+        self.stage_a_seconds = 0.0
+        self.stage_a_reused: str | None = None
         self.quantized = None
 
     def run(self) -> dict:
@@ -59,8 +68,36 @@ class QuantTestLoop(TestLoop):
         if q.recon is not None:
             recon_batches = calibration_batches(runner.cfg, model, q.recon_images,
                                                 q.calib_batch_size, q.seed, self.allow_overlap)
+        key = dict(q.stage_a_key(), model=model_fingerprint(model),
+                   calib_image_ids=[s.img_id for _, samples in batches for s in samples])
+        own = osp.join(runner.work_dir, 'stage_a.pth')
+        if self.stage_a and not osp.isfile(self.stage_a):
+            raise UserError(f'stage A state {self.stage_a} does not exist; pass the stage_a.pth '
+                            'written in the work dir of an earlier run')
+
+        def load(m):
+            path = self.stage_a or (own if osp.isfile(own) else None)
+            if path is None:
+                return None
+            try:
+                ckpt = read_stage_a(path, key)
+            except UserError as exc:
+                if self.stage_a:
+                    raise
+                runner.logger.warning(f'not reusing {path}: {exc}')
+                return None
+            apply_stage_a(m, ckpt, path)
+            self.stage_a_seconds, self.stage_a_reused = ckpt['seconds'], path
+            runner.logger.info(f'stage A: reused {path} (computed in {ckpt["seconds"]:.0f} s)')
+            return ckpt['stats']
+
+        def save(m, qm, seconds):
+            self.stage_a_seconds = seconds
+            save_stage_a(m, key, qm.stats, seconds, own)
+            runner.logger.info(f'stage A: {seconds:.0f} s; saved to {own}')
+
         self.quantized = quantize(model, batches, q, log=runner.logger.info,
-                                  recon_batches=recon_batches)
+                                  recon_batches=recon_batches, stage_a=load, on_stage_a=save)
         self.calib_seconds = time.time() - t0
         path = osp.join(runner.work_dir, 'quant_report.md')
         atomic_write_text(path, quant_layer_table(self.quantized) + '\n')
