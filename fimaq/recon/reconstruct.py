@@ -159,19 +159,24 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
 
         state = FisherState(opts.k, opts.iters, opts.fisher_mode, log=log) if fisher_loss else None
         norms = [Normalized(), Normalized()]
-        grad_sq = None
+        grad_sq, fisher_s = None, 0.0
         if opts.loss == 'fisher_brecq':
+            t_f = time.time()
             grad_sq = block_output_grads(block, batches, kl_loss, per_sample=True).pow(2).to('cpu')
+            fisher_s = time.time() - t_f
         n_img = len(fp)
         first_loss = last_loss = float('nan')
+        t_loop = time.time()
         for it in range(opts.iters):
             if state is not None and opts.loss != 'fisher_brecq' and state.due(it):
+                t_f = time.time()
                 rec.set_qdrop(0.0)
                 g = block_output_grads(block, fisher_batches, kl_loss)
                 d = _mean_abs_change(block, fp, xq, device)
                 state.add(g.to(device), d.to(device))
                 for n in norms:
                     n.reset()
+                fisher_s += time.time() - t_f
             rec.set_qdrop(opts.drop_prob)
             idx = torch.randint(n_img, (opts.batch_size,), generator=gen).tolist()
             x_q, x_fp = xq.input_batch(idx, device), fp.input_batch(idx, device)
@@ -194,7 +199,7 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
                     o.step()
             if sched_a is not None:
                 sched_a.step()
-            last_loss = float(loss)
+            last_loss = float(loss.detach())
             if it == 0:
                 first_loss = last_loss
             if (it + 1) % max(1, opts.iters // 5) == 0 or it + 1 == opts.iters:
@@ -204,7 +209,10 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
                     f'({el:.0f} s, ~{el / (it + 1) * (opts.iters - it - 1):.0f} s left)')
         rec.finish()
         done_ops |= block_ops
-        stats[name] = dict(first_loss=first_loss, last_loss=last_loss, seconds=time.time() - t0)
+        loop_s = time.time() - t_loop - (0.0 if opts.loss == 'fisher_brecq' else fisher_s)
+        stats[name] = dict(first_loss=first_loss, last_loss=last_loss, seconds=time.time() - t0,
+                           fisher_seconds=fisher_s, fisher_updates=len(state.g_rows) if state else 0,
+                           seconds_per_iter=loop_s / opts.iters)
     set_quant_mode(model, 'quant')
     return stats
 

@@ -1,0 +1,13 @@
+# The embedded benchmark as one sweep (README "Results"): both tiny detectors, every method.
+#   python tools/sweep.py --grid benchmarks/embedded_sweep.py
+#   python tools/make_table.py work_dirs/embedded_sweep --out benchmarks/embedded
+# Stage B is shortened for a 2-core CPU (published: 20000 iterations on 256 images); the
+# settings are here, not in the library, and the README table says so.
+models = ['mask', 'cascade']
+methods = ['fp', 'minmax', 'calib', 'mse', 'fisher_brecq', 'fisher_diag', 'fisher_lr', 'fimaq']
+bits = [4, 3, 6, 8]
+seeds = [0]
+quant_options = []
+recon_options = ['recon.iters=300', 'recon_images=16']
+work_dir = 'work_dirs/embedded_sweep'
+threads = 1
