@@ -13,14 +13,13 @@ from .models.detector import detector_features, detector_forward
 from .models.outputs import DetectorKL
 from .quant import set_quant_mode
 from .recon.reconstruct import reconstruct
+from .state import RunState
 
 
 def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
              forward: Callable | None = None, log: Callable[[str], None] = print,
              recon_batches: Sequence | None = None,
-             stage_a: Optional[Callable[[nn.Module], Optional[dict]]] = None,
-             on_stage_a: Optional[Callable[[nn.Module, QuantizedModel, float], None]] = None
-             ) -> QuantizedModel:
+             state: Optional[RunState] = None) -> QuantizedModel:
     """Quantize ``model`` in place and return what was done.
 
     ``calib_batches`` are ready model inputs (for mmdet detectors: ``(inputs, data_samples)``
@@ -37,7 +36,8 @@ def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
     set_quant_mode(model, 'fp')
     was_training = model.training
     model.eval()
-    loaded = stage_a(model) if stage_a is not None else None
+    state = state or RunState()
+    loaded = state.load_stage_a(model)
     if loaded is not None:
         qm.stats = loaded
     else:
@@ -46,15 +46,16 @@ def quantize(model: nn.Module, calib_batches: Sequence, qcfg: QuantConfig,
                                search=qcfg.search, reparam=qcfg.reparam, opts=qcfg.search_opts,
                                max_rows=qcfg.max_rows,
                                capture_mb=qcfg.capture_mb, device=device, log=log)
-        if on_stage_a is not None:
-            on_stage_a(model, qm, time.time() - t0)
+        state.save_stage_a(model, qm.stats, time.time() - t0)
     if qcfg.recon is not None:
         batches = recon_batches or calib_batches
         kl = None
         if qcfg.recon.loss.startswith('fisher'):
             kl = DetectorKL(model, batches, qcfg.temperature, qcfg.target_weights, qcfg.target)
+        done, stats = state.load_stage_b(model)
         qm.recon_stats = reconstruct(qm.blocks, model, batches, detector_features(model), kl,
-                                     qcfg.recon, log=log)
+                                     qcfg.recon, log=log, done=done, stats=stats,
+                                     on_block=lambda d, st: state.save_block(model, d, st))
     set_quant_mode(model, 'quant')
     model.train(was_training)
     return qm

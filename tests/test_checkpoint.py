@@ -103,26 +103,22 @@ def test_stage_a_state_reuse_is_bit_identical_and_checks_its_key(tmp_path):
     sys.path.insert(0, osp.dirname(__file__))
     from helpers import build_tiny, fake_batch, flat_outputs
     from fimaq import QuantConfig, quantize
-    from fimaq.engine.checkpoint import apply_stage_a, read_stage_a, save_stage_a
+    from fimaq.engine.checkpoint import WorkDirState, read_stage_a
     x, samples = fake_batch(n=1, h=96, w=128)
     qcfg = QuantConfig.from_dict(dict(method='calib', w_bits=4, a_bits=4, eq_n=4, search_round=1))
     key = dict(qcfg.stage_a_key(), model='weights-0')
-    path = str(tmp_path / 'stage_a.pth')
     model = build_tiny('mask', seed=0)
     quantize(model, [(x, samples)], qcfg, log=lambda s: None,
-             on_stage_a=lambda m, qm, sec: save_stage_a(m, key, qm.stats, sec, path))
+             state=WorkDirState(str(tmp_path / 'a'), key, log=lambda s: None))
     with torch.no_grad():
         ref = model._forward(x, samples)
-    calls = []
+    path = str(tmp_path / 'a' / 'stage_a.pth')
 
-    def load(m):
-        ckpt = read_stage_a(path, key)
-        apply_stage_a(m, ckpt, path)
-        return ckpt['stats']
     other = build_tiny('mask', seed=1)
-    qm = quantize(other, [], qcfg, log=lambda s: None, stage_a=load,
-                  on_stage_a=lambda *a: calls.append(a))
-    assert not calls and qm.stats  # stage A was not run again (no batches were even given)
+    state = WorkDirState(str(tmp_path / 'b'), key, stage_a=path, log=lambda s: None)
+    qm = quantize(other, [], qcfg, log=lambda s: None, state=state)  # no batches: stage A is not run
+    assert qm.stats and state.stage_a_reused == path
+    assert not osp.exists(tmp_path / 'b' / 'stage_a.pth')
     with torch.no_grad():
         out = other._forward(x, samples)
     for a, b in zip(flat_outputs(out), flat_outputs(ref)):
@@ -134,3 +130,49 @@ def test_stage_a_state_reuse_is_bit_identical_and_checks_its_key(tmp_path):
         read_stage_a(path, w3)
     with pytest.raises(UserError, match='not a fimaq stage A state'):
         read_stage_a(str(tmp_path / 'nothing.pth'), key)
+    with pytest.raises(UserError, match='does not exist'):
+        WorkDirState(str(tmp_path / 'c'), key, stage_a=str(tmp_path / 'nothing.pth'))
+    # In its own work dir a run with other settings recomputes instead of failing.
+    warned = []
+    state = WorkDirState(str(tmp_path / 'a'), w3, log=lambda s: None, warn=warned.append)
+    assert state.load_stage_a(build_tiny('mask')) is None and 'not reusing' in warned[0]
+
+
+def test_stage_b_resumes_at_the_next_block_with_identical_weights(tmp_path):
+    """A run stopped after two reconstructed blocks resumes there and ends bit-identical."""
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from helpers import build_tiny, fake_batch
+    from fimaq import QuantConfig, quantize
+    from fimaq.engine.checkpoint import WorkDirState
+    batches = [fake_batch(n=1, h=64, w=96, seed=i) for i in range(2)]
+    qcfg = QuantConfig.from_dict(dict(method='mse', w_bits=4, a_bits=4, eq_n=4, search_round=1,
+                                      recon=dict(iters=3)))
+    key_a, key_b = dict(qcfg.stage_a_key()), dict(qcfg.to_dict())
+    quiet = dict(log=lambda s: None)
+
+    full = build_tiny('mask', seed=0)
+    quantize(full, batches, qcfg, state=WorkDirState(str(tmp_path / 'full'), key_a, key_b, **quiet), **quiet)
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterTwo(WorkDirState):
+        def save_block(self, model, done, stats):
+            super().save_block(model, done, stats)
+            if len(done) == 2:
+                raise Stop()
+
+    with pytest.raises(Stop):
+        quantize(build_tiny('mask', seed=0), batches, qcfg,
+                 state=StopAfterTwo(str(tmp_path / 'run'), key_a, key_b, **quiet), **quiet)
+    logs = []
+    resumed = build_tiny('mask', seed=0)
+    state = WorkDirState(str(tmp_path / 'run'), key_a, key_b, log=logs.append)
+    qm = quantize(resumed, batches, qcfg, state=state, log=logs.append)
+    assert state.stage_a_reused and any('resuming after 2 reconstructed block(s)' in m for m in logs)
+    assert len(qm.recon_stats) == len(qm.blocks)
+    ref = full.state_dict()
+    for k, v in resumed.state_dict().items():
+        assert torch.equal(v, ref[k]), k

@@ -14,9 +14,12 @@ import hashlib
 import os
 import os.path as osp
 
+from typing import Callable, Optional
+
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ..state import RunState
 from .errors import UserError
 
 
@@ -163,3 +166,65 @@ def _short(v) -> str:
 def apply_stage_a(model: torch.nn.Module, ckpt: dict, path: str) -> None:
     """Load a stage A state (see ``read_stage_a``) into a model after the same surgery."""
     _load_quant_state(model, ckpt['state_dict'], path)
+
+
+STAGE_B_FORMAT = 'fimaq-stage-b-v1'
+
+
+class WorkDirState(RunState):
+    """Partial results as files in the work dir: ``stage_a.pth`` and ``stage_b.pth``.
+
+    Each is written atomically with the key it was computed from (settings, FP weights,
+    calibration image ids); a later run with the same key resumes from it. ``stage_a``
+    names another run's stage_a.pth to reuse; it must match (one-line error otherwise).
+    """
+
+    def __init__(self, work_dir: str, key_a: dict, key_b: Optional[dict] = None,
+                 stage_a: Optional[str] = None, log: Callable[[str], None] = print,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
+        self.path_a = osp.join(work_dir, 'stage_a.pth')
+        self.path_b = osp.join(work_dir, 'stage_b.pth')
+        self.key_a, self.key_b, self.stage_a = key_a, key_b, stage_a
+        self.log, self.warn = log, warn or log
+        self.stage_a_seconds = 0.0
+        self.stage_a_reused: Optional[str] = None
+        if stage_a and not osp.isfile(stage_a):
+            raise UserError(f'stage A state {stage_a} does not exist; pass the stage_a.pth '
+                            'written in the work dir of an earlier run')
+
+    def load_stage_a(self, model):
+        path = self.stage_a or (self.path_a if osp.isfile(self.path_a) else None)
+        if path is None:
+            return None
+        try:
+            ckpt = read_stage_a(path, self.key_a)
+        except UserError as exc:
+            if self.stage_a:
+                raise
+            self.warn(f'not reusing {path}: {exc}')
+            return None
+        apply_stage_a(model, ckpt, path)
+        self.stage_a_seconds, self.stage_a_reused = ckpt['seconds'], path
+        self.log(f'stage A: reused {path} (computed in {ckpt["seconds"]:.0f} s)')
+        return ckpt['stats']
+
+    def save_stage_a(self, model, stats, seconds):
+        self.stage_a_seconds = seconds
+        save_stage_a(model, self.key_a, stats, seconds, self.path_a)
+        self.log(f'stage A: {seconds:.0f} s; saved to {self.path_a}')
+
+    def load_stage_b(self, model):
+        if self.key_b is None or not osp.isfile(self.path_b):
+            return [], {}
+        ckpt = load_from_trusted_local(self.path_b, map_location='cpu')
+        if ckpt.get('meta', {}).get('format') != STAGE_B_FORMAT or ckpt.get('key') != self.key_b:
+            self.warn(f'not resuming from {self.path_b}: it was computed with other settings')
+            return [], {}
+        _load_quant_state(model, ckpt['state_dict'], self.path_b)
+        return list(ckpt['done']), dict(ckpt['stats'])
+
+    def save_block(self, model, done, stats):
+        from .report import atomic_path
+        with atomic_path(self.path_b) as tmp:
+            torch.save({'state_dict': model.state_dict(), 'key': self.key_b, 'done': list(done),
+                        'stats': stats, 'meta': {'format': STAGE_B_FORMAT}}, tmp)

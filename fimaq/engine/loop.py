@@ -10,9 +10,7 @@ from mmengine.runner import TestLoop
 
 from ..api import quantize
 from ..config import QuantConfig
-from .checkpoint import (apply_stage_a, load_quantized, model_fingerprint, read_stage_a,
-                         save_quantized, save_stage_a)
-from .errors import UserError
+from .checkpoint import WorkDirState, load_quantized, model_fingerprint, save_quantized
 from .data import calibration_batches
 from .report import atomic_write_text, quant_layer_table
 
@@ -68,36 +66,19 @@ class QuantTestLoop(TestLoop):
         if q.recon is not None:
             recon_batches = calibration_batches(runner.cfg, model, q.recon_images,
                                                 q.calib_batch_size, q.seed, self.allow_overlap)
-        key = dict(q.stage_a_key(), model=model_fingerprint(model),
-                   calib_image_ids=[s.img_id for _, samples in batches for s in samples])
-        own = osp.join(runner.work_dir, 'stage_a.pth')
-        if self.stage_a and not osp.isfile(self.stage_a):
-            raise UserError(f'stage A state {self.stage_a} does not exist; pass the stage_a.pth '
-                            'written in the work dir of an earlier run')
-
-        def load(m):
-            path = self.stage_a or (own if osp.isfile(own) else None)
-            if path is None:
-                return None
-            try:
-                ckpt = read_stage_a(path, key)
-            except UserError as exc:
-                if self.stage_a:
-                    raise
-                runner.logger.warning(f'not reusing {path}: {exc}')
-                return None
-            apply_stage_a(m, ckpt, path)
-            self.stage_a_seconds, self.stage_a_reused = ckpt['seconds'], path
-            runner.logger.info(f'stage A: reused {path} (computed in {ckpt["seconds"]:.0f} s)')
-            return ckpt['stats']
-
-        def save(m, qm, seconds):
-            self.stage_a_seconds = seconds
-            save_stage_a(m, key, qm.stats, seconds, own)
-            runner.logger.info(f'stage A: {seconds:.0f} s; saved to {own}')
-
+        key_a = dict(q.stage_a_key(), model=model_fingerprint(model),
+                     calib_image_ids=[s.img_id for _, samples in batches for s in samples])
+        key_b = None
+        if q.recon is not None:
+            full = q.to_dict()
+            key_b = dict(key_a, recon=full['recon'], recon_images=q.recon_images, target=q.target,
+                         temperature=q.temperature, target_weights=q.target_weights,
+                         recon_image_ids=[s.img_id for _, samples in recon_batches for s in samples])
+        state = WorkDirState(runner.work_dir, key_a, key_b, self.stage_a, log=runner.logger.info,
+                             warn=runner.logger.warning)
         self.quantized = quantize(model, batches, q, log=runner.logger.info,
-                                  recon_batches=recon_batches, stage_a=load, on_stage_a=save)
+                                  recon_batches=recon_batches, state=state)
+        self.stage_a_seconds, self.stage_a_reused = state.stage_a_seconds, state.stage_a_reused
         self.calib_seconds = time.time() - t0
         path = osp.join(runner.work_dir, 'quant_report.md')
         atomic_write_text(path, quant_layer_table(self.quantized) + '\n')

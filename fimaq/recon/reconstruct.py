@@ -125,8 +125,14 @@ class BlockReconstructor:
 
 def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batches: Sequence,
                 run_features: Callable, kl_loss: Optional[Callable], opts: ReconOptions,
-                log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Reconstruct ``blocks`` in order; the model ends in quant mode. Returns per-block stats."""
+                log: Callable[[str], None] = print, done: Sequence[str] = (),
+                stats: Optional[dict] = None,
+                on_block: Optional[Callable[[list, dict], None]] = None) -> dict[str, dict]:
+    """Reconstruct ``blocks`` in order; the model ends in quant mode. Returns per-block stats.
+
+    Blocks named in ``done`` were reconstructed by an earlier run (their weights are already
+    in the model) and are skipped; ``on_block(done, stats)`` is called after each block.
+    """
     opts.validate()
     fisher_loss = opts.loss.startswith('fisher')
     if fisher_loss and kl_loss is None:
@@ -134,9 +140,15 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
     dtype = getattr(torch, opts.cache_dtype)
     device = next(model.parameters()).device
     done_ops: set = set()
-    stats: dict[str, dict] = {}
+    stats = dict(stats or {})
+    finished = [n for n, _ in blocks if n in set(done)]
+    if finished:
+        log(f'stage B: resuming after {len(finished)} reconstructed block(s) (last: {finished[-1]})')
     fisher_batches = batches if not opts.fisher_images else batches[:max(1, opts.fisher_images)]
     for bi, (name, block) in enumerate(blocks):
+        if name in finished:
+            done_ops |= {m for m in block.modules() if isinstance(m, QuantModule)}
+            continue
         t0 = time.time()
         # Every block draws its own seeded streams, so a block's result depends only on its
         # inputs (a run resumed at a block reproduces an uninterrupted one).
@@ -209,10 +221,13 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
                     f'({el:.0f} s, ~{el / (it + 1) * (opts.iters - it - 1):.0f} s left)')
         rec.finish()
         done_ops |= block_ops
+        finished.append(name)
         loop_s = time.time() - t_loop - (0.0 if opts.loss == 'fisher_brecq' else fisher_s)
         stats[name] = dict(first_loss=first_loss, last_loss=last_loss, seconds=time.time() - t0,
                            fisher_seconds=fisher_s, fisher_updates=len(state.g_rows) if state else 0,
                            seconds_per_iter=loop_s / opts.iters)
+        if on_block is not None:
+            on_block(list(finished), stats)
     set_quant_mode(model, 'quant')
     return stats
 
