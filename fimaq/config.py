@@ -36,6 +36,7 @@ class QuantConfig:
     reparam: bool = True             # LayerNorm -> next-linear reparameterization
     calib_images: int = 32           # stage A calibration images
     calib_batch_size: int = 4
+    calib_shape: str = 'common'      # draw among the most common input shape, or 'largest'
     seed: int = 0
     max_rows: int = 4096             # token / patch rows or windows captured per op
     capture_mb: int = 2048           # capture budget of one forward group
@@ -85,6 +86,9 @@ class QuantConfig:
         if self.softmax_quantizer not in ('uniform', 'log2'):
             raise QuantConfigError(f'softmax_quantizer={self.softmax_quantizer!r}; '
                                    'use "uniform" or "log2"')
+        if self.calib_shape not in ('common', 'largest'):
+            raise QuantConfigError(f'calib_shape={self.calib_shape!r}; use "common" (images of '
+                                   'the most common input shape) or "largest" (pad to the largest)')
         if self.reparam and not self.search:
             raise QuantConfigError('reparam=True needs search=True (the reparameterization '
                                    'uses the searched per-channel scales); set reparam=False')

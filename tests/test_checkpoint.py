@@ -176,3 +176,50 @@ def test_stage_b_resumes_at_the_next_block_with_identical_weights(tmp_path):
     ref = full.state_dict()
     for k, v in resumed.state_dict().items():
         assert torch.equal(v, ref[k]), k
+
+
+def test_nonfinite_loss_stops_the_block_and_keeps_the_ones_before(tmp_path, monkeypatch):
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from helpers import build_tiny, fake_batch
+    import fimaq.recon.reconstruct as rc
+    from fimaq import QuantConfig, quantize
+    from fimaq.engine.checkpoint import WorkDirState, load_from_trusted_local
+    from fimaq.errors import NonFiniteLossError
+    real = rc._rec_loss
+    calls = []
+
+    def nan_in_second_block(opts, out, *args):
+        loss = real(opts, out, *args)
+        calls.append(1)
+        return loss * float('nan') if len(calls) > 2 else loss   # 2 iterations per block
+    monkeypatch.setattr(rc, '_rec_loss', nan_in_second_block)
+    qcfg = QuantConfig.from_dict(dict(method='mse', w_bits=4, a_bits=4, eq_n=4, search_round=1,
+                                      recon=dict(iters=2)))
+    state = WorkDirState(str(tmp_path), dict(qcfg.stage_a_key()), dict(qcfg.to_dict()),
+                         log=lambda s: None)
+    model = build_tiny('mask')
+    with pytest.raises(NonFiniteLossError, match=r'non-finite loss \(nan\) in block .* at iteration 0; '
+                       r'stopped there, the 1 block\(s\) before it are kept'):
+        quantize(model, [fake_batch(n=1, h=64, w=96)], qcfg, state=state, log=lambda s: None)
+    saved = load_from_trusted_local(str(tmp_path / 'stage_b.pth'))
+    assert saved['done'] == ['backbone.patch_embed']
+
+
+def test_device_out_of_memory_names_the_budget_options(monkeypatch):
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from helpers import build_tiny, fake_batch
+    import fimaq.api as api
+    from fimaq import QuantConfig
+    from fimaq.errors import DeviceMemoryError
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError('CUDA out of memory')
+    monkeypatch.setattr(api, 'run_stage_a', oom)
+    with pytest.raises(DeviceMemoryError, match=r'stage A ran out of device memory; lower '
+                       r'mem_cap_mb \(now 1024\), capture_mb \(now 2048\)'):
+        api.quantize(build_tiny('mask'), [fake_batch(n=1, h=64, w=96)],
+                     QuantConfig.from_dict(dict(method='calib')), log=lambda s: None)

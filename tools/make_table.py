@@ -4,7 +4,8 @@
 Rows are methods, column groups are detectors, cells are ``box AP / mask AP`` per bit width
 (mean over seeds; ``±`` the spread when there are several). FP is the first row. Where the
 published tables (``--published``, default benchmarks/published_coco.json) have a number for
-the same detector and bit width, it sits in the adjacent "published" column: for our
+the same detector and bit width (the first confirmed value of the file, else the first,
+marked ``?``), it sits in the adjacent "published" column: for our
 ``fimaq`` the published FIMA-Q, for ``mse`` the published QDrop (its closest counterpart),
 and the published methods we do not implement get rows of their own.
 
@@ -102,8 +103,10 @@ def build_table(cells: dict, pub, bits_filter=None) -> tuple[list[str], list[lis
     methods = [m for m in METHODS if any(k[1] == m for k in cells)]
     pub_rows = defaultdict(dict)   # (published method) -> {(pkey, bits label): (box, mask, uncertain)}
     if pub is not None:
-        for r in pub.get('results', []):
-            pub_rows[r['method']][(r['model'], r['bits'])] = (r['box'], r['mask'], r.get('uncertain', False))
+        for r in pub.get('results', []):  # per cell: the first confirmed value, else the first
+            cur = pub_rows[r['method']].get((r['model'], r['bits']))
+            if cur is None or (cur[2] and not r.get('uncertain', False)):
+                pub_rows[r['method']][(r['model'], r['bits'])] = (r['box'], r['mask'], r.get('uncertain', False))
         for key, v in pub.get('fp', {}).items():
             pub_rows['FP'][(key, 'FP')] = (v['box'], v['mask'], False)
     columns = []          # (model, bits, 'ours'|'published')

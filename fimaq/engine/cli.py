@@ -9,6 +9,7 @@ from mmengine.config import Config, DictAction
 
 __all__ = ["DictAction", "load_config", "run_cli"]  # DictAction is re-exported for the tools
 
+from ..errors import FimaqError
 from .errors import UserError
 
 
@@ -32,7 +33,7 @@ def run_cli(main: Callable[[], int]) -> None:
     """Run a tool's main(); a UserError prints as one line on stderr with exit code 2."""
     try:
         code = main()
-    except UserError as exc:
+    except (UserError, FimaqError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -76,18 +76,68 @@ def _unwrap_dataset_cfg(ds: dict) -> dict:
     return ds
 
 
+def predicted_input_shape(height: int, width: int, pipeline: list, divisor: int):
+    """The padded input shape the test pipeline gives an image, from its size alone.
+
+    None when the pipeline has no plain ``Resize`` (then shapes cannot be predicted).
+    """
+    from mmcv.image import rescale_size
+    resize = [t for t in pipeline if t.get('type') in ('Resize', 'mmdet.Resize')]
+    if len(resize) != 1 or resize[0].get('scale') is None:
+        return None
+    t = resize[0]
+    scale = t['scale'] if isinstance(t['scale'], (tuple, list)) else (t['scale'], t['scale'])
+    if t.get('keep_ratio', False):
+        w, h = rescale_size((width, height), tuple(scale))
+    else:
+        w, h = scale
+    return -(-h // divisor) * divisor, -(-w // divisor) * divisor
+
+
+def draw_calibration_ids(shapes: list, num_images: int, seed: int, mode: str, log=print) -> list[int]:
+    """Seeded indices of ``num_images`` images; ``shapes[i]`` is image i's padded test shape.
+
+    ``mode='common'``: among the images of the most common shape (ALGORITHM §3.3: most
+    COCO images become one shape, so padding wastes nothing); if that shape has too few
+    images, the next most common shapes join until there are enough. ``'largest'``: any
+    images (they are then padded to the largest of the draw).
+    """
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    pool = list(range(len(shapes)))
+    if mode == 'common' and None not in shapes:
+        counts: dict = {}
+        for i, sh in enumerate(shapes):
+            counts.setdefault(sh, []).append(i)
+        groups = sorted(counts.values(), key=lambda g: (-len(g), g[0]))
+        pool = []
+        for g in groups:
+            pool += g
+            if len(pool) >= num_images:
+                break
+        if len(groups[0]) < num_images:
+            log(f'calibration: only {len(groups[0])} image(s) have the most common input shape; '
+                f'drawing from the {len(pool)} images of the {groups.index(g) + 1} most common shapes')
+    elif mode == 'common':
+        log('calibration: the test pipeline has no plain Resize, so shapes are not predicted; '
+            'drawing from all images (padded to the largest)')
+    return sorted(rng.choice(pool, size=num_images, replace=False).tolist())
+
+
 def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, seed: int,
-                        allow_overlap: bool = False) -> list:
+                        allow_overlap: bool = False, shape_mode: str = 'common',
+                        log=print) -> list:
     """Seeded calibration images from the *train* split, test pipeline, one padded shape.
 
-    Returns ``[(inputs, data_samples), ...]`` ready for the detector's forward. All batches
-    are padded to the largest image of the draw (rounded up to the preprocessor's size
-    divisor), so every op sees one input shape, as the Fisher averaging of stage B needs.
+    Returns ``[(inputs, data_samples), ...]`` ready for the detector's forward. Images are
+    drawn among those of the most common test-pipeline shape (``shape_mode='common'``, see
+    ``draw_calibration_ids``) or among all (``'largest'``); all batches are padded to the
+    largest image of the draw (rounded up to the preprocessor's size divisor), so every op
+    sees one input shape, as the Fisher averaging of stage B needs.
     Refuses calibration images whose ids are in the evaluation set unless ``allow_overlap``.
     """
     import copy
 
-    import numpy as np
     import torch.nn.functional as F
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
@@ -100,8 +150,16 @@ def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, se
     if len(dataset) < num_images:
         raise UserError(f'calibration asks for {num_images} images but the train split '
                         f'({ds_cfg.get("ann_file")}) has {len(dataset)}; lower calib_images')
-    rng = np.random.default_rng(seed)
-    idx = sorted(rng.choice(len(dataset), size=num_images, replace=False).tolist())
+    div = getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1
+    shapes = []
+    if shape_mode == 'common':
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            shapes.append(predicted_input_shape(info['height'], info['width'], ds_cfg['pipeline'], div)
+                          if 'height' in info and 'width' in info else None)
+    else:
+        shapes = [None] * len(dataset)
+    idx = draw_calibration_ids(shapes, num_images, seed, shape_mode, log)
     items = [dataset[i] for i in idx]
     if not allow_overlap:
         calib_ids = {it['data_samples'].img_id for it in items}
@@ -117,7 +175,6 @@ def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, se
     for i in range(0, len(items), batch_size):
         data = model.data_preprocessor(pseudo_collate(items[i:i + batch_size]), False)
         batches.append((data['inputs'], data['data_samples']))
-    div = getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1
     H = max(b[0].shape[-2] for b in batches)
     W = max(b[0].shape[-1] for b in batches)
     H, W = -(-H // div) * div, -(-W // div) * div

@@ -10,8 +10,10 @@ from mmengine.runner import TestLoop
 
 from ..api import quantize
 from ..config import QuantConfig
+from ..errors import NonFiniteLossError
 from .checkpoint import WorkDirState, load_quantized, model_fingerprint, save_quantized
 from .data import calibration_batches
+from .errors import UserError
 from .report import atomic_write_text, quant_layer_table
 
 
@@ -61,11 +63,12 @@ class QuantTestLoop(TestLoop):
         runner.logger.info(f'quantizing: method={q.method} W{q.w_bits}A{q.a_bits} '
                            f'calibration images={q.calib_images} (seed {q.seed})')
         batches = calibration_batches(runner.cfg, model, q.calib_images, q.calib_batch_size,
-                                      q.seed, self.allow_overlap)
+                                      q.seed, self.allow_overlap, q.calib_shape, runner.logger.info)
         recon_batches = None
         if q.recon is not None:
             recon_batches = calibration_batches(runner.cfg, model, q.recon_images,
-                                                q.calib_batch_size, q.seed, self.allow_overlap)
+                                                q.calib_batch_size, q.seed, self.allow_overlap,
+                                                q.calib_shape, runner.logger.info)
         key_a = dict(q.stage_a_key(), model=model_fingerprint(model),
                      calib_image_ids=[s.img_id for _, samples in batches for s in samples])
         key_b = None
@@ -76,8 +79,12 @@ class QuantTestLoop(TestLoop):
                          recon_image_ids=[s.img_id for _, samples in recon_batches for s in samples])
         state = WorkDirState(runner.work_dir, key_a, key_b, self.stage_a, log=runner.logger.info,
                              warn=runner.logger.warning)
-        self.quantized = quantize(model, batches, q, log=runner.logger.info,
-                                  recon_batches=recon_batches, state=state)
+        try:
+            self.quantized = quantize(model, batches, q, log=runner.logger.info,
+                                      recon_batches=recon_batches, state=state)
+        except NonFiniteLossError as exc:
+            raise UserError(f'{exc} (in {state.path_b}; a rerun resumes after them); lower '
+                            'recon.lr_w / recon.lr_a or check the checkpoint for NaNs') from None
         self.stage_a_seconds, self.stage_a_reused = state.stage_a_seconds, state.stage_a_reused
         self.calib_seconds = time.time() - t0
         path = osp.join(runner.work_dir, 'quant_report.md')

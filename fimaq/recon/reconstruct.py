@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import NonFiniteLossError
 from ..quant import QuantModule, UniformQuantizer, set_quant_mode
 from ..quant.adaround import AdaRoundQuantizer
 from .cache import BlockCache, capture_block, flat, tensors_of
@@ -201,7 +202,9 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
             total = loss if beta is None or not rec.rounders else \
                 loss + opts.lam * sum(r.regularizer(beta) for r in rec.rounders)
             if not torch.isfinite(total):
-                raise FloatingPointError(f'stage B: non-finite loss in block {name} at iteration {it}')
+                raise NonFiniteLossError(
+                    f'stage B: non-finite loss ({float(total.detach())}) in block {name} at '
+                    f'iteration {it}; stopped there, the {len(finished)} block(s) before it are kept')
             for o in (opt_w, opt_a):
                 if o is not None:
                     o.zero_grad(set_to_none=True)
