@@ -89,3 +89,20 @@ def test_beta_schedule():
     assert beta_at(0, 100) is None and beta_at(19, 100) is None
     assert beta_at(20, 100) == 20.0 and beta_at(100, 100) == pytest.approx(2.0)
     assert beta_at(60, 100) == pytest.approx(20 - 18 * 40 / 80)
+
+
+def test_cache_budget_spills_to_unlinked_memory_maps(tmp_path):
+    from fimaq.recon.cache import BlockCache, CacheBudget
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(2, 3, 4, generator=g), torch.randn(2, 5, generator=g)) for _ in range(3)]
+    ram, spilled = BlockCache(), BlockCache(budget=CacheBudget(2 * 3 * 4 * 2, str(tmp_path)))
+    for cache in (ram, spilled):
+        for a, b in batches:
+            cache.add_inputs((a, b))
+    # The first tensor fits the budget; the other five went to memory-mapped files.
+    assert spilled.budget.ram_bytes == 48 and spilled.budget.disk_bytes == 2 * 48 + 3 * 20
+    assert list(tmp_path.iterdir()) == []           # files are unlinked at once
+    for idx in ([0], [5, 1, 3]):
+        for x, y in zip(spilled.input_batch(idx, 'cpu'), ram.input_batch(idx, 'cpu')):
+            assert torch.equal(x, y)
+    assert torch.equal(ram.input_batch([3], 'cpu')[1], batches[1][1][1:2].half().float())

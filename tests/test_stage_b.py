@@ -81,12 +81,13 @@ def test_reconstructing_a_block_lowers_its_loss():
 
 
 def test_fimaq_runs_and_is_deterministic():
+    """Same seed, same weights; the second run keeps its caches on disk (cache_mb=0)."""
     outs = []
-    for _ in range(2):
+    for cache_mb in (8192, 0):
         model = build_tiny('mask')
         batch = fake_batch(n=1, h=96, w=128)
         qcfg = QuantConfig.from_dict(dict(method='fimaq', eq_n=4, search_round=1,
-                                          recon=dict(iters=3, k=2, batch_size=1)))
+                                          recon=dict(iters=3, k=2, batch_size=1, cache_mb=cache_mb)))
         quantize(model, [batch], qcfg, log=lambda s: None)
         outs.append({k: v.clone() for k, v in model.state_dict().items()})
     assert outs[0].keys() == outs[1].keys()

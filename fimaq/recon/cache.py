@@ -1,7 +1,14 @@
-"""Per-image caches of a block's inputs and outputs, kept on the CPU (fp16 by default)."""
+"""Per-image caches of a block's inputs and outputs, on the CPU (fp16 by default).
+
+A :class:`CacheBudget` caps the bytes kept in RAM over the caches of one block; beyond it,
+tensors go to memory-mapped files (unlinked at once, so nothing is left behind even if the
+process dies), which the OS pages in when a minibatch needs them.
+"""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import os
+import tempfile
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,11 +28,39 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.flatten(1) for t in tensors], dim=1)
 
 
+class CacheBudget:
+    """RAM bytes the caches of one block may hold; the rest is spilled to ``spill_dir``."""
+
+    def __init__(self, ram_bytes: Optional[int] = None, spill_dir: Optional[str] = None) -> None:
+        self.left = float('inf') if ram_bytes is None else ram_bytes
+        self.spill_dir = spill_dir or tempfile.gettempdir()
+        self.ram_bytes = 0
+        self.disk_bytes = 0
+
+    def place(self, t: Tensor) -> Tensor:
+        """``t`` itself if it fits in RAM, else a copy backed by a memory-mapped file."""
+        n = t.numel() * t.element_size()
+        if n <= self.left:
+            self.left -= n
+            self.ram_bytes += n
+            return t
+        os.makedirs(self.spill_dir, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix='fimaq-cache-', suffix='.bin', dir=self.spill_dir)
+        os.close(fd)
+        try:
+            mapped = torch.from_file(path, shared=True, size=t.numel(), dtype=t.dtype)
+        finally:
+            os.unlink(path)   # the mapping stays valid; the file disappears with it
+        self.disk_bytes += n
+        return mapped.view(t.shape).copy_(t)
+
+
 class BlockCache:
     """Inputs (tensor args + the other args) and output tensors of one block, per image."""
 
-    def __init__(self, dtype: torch.dtype = torch.float16) -> None:
+    def __init__(self, dtype: torch.dtype = torch.float16, budget: Optional[CacheBudget] = None) -> None:
         self.dtype = dtype
+        self.budget = budget or CacheBudget()
         self.inputs: list[list[Tensor]] = []     # per image: tensor args
         self.outputs: list[list[Tensor]] = []    # per image: output tensors
         # How to rebuild the args: ('tensor',), ('seq', n) for a tuple of n tensors (the FPN's
@@ -36,8 +71,8 @@ class BlockCache:
         return max(len(self.inputs), len(self.outputs))
 
     def _store(self, tensors: Sequence[Tensor]) -> list[list[Tensor]]:
-        n = tensors[0].shape[0]
-        return [[t[i:i + 1].detach().to('cpu', self.dtype) for t in tensors] for i in range(n)]
+        stored = [self.budget.place(t.detach().to('cpu', self.dtype)) for t in tensors]
+        return [[t[i:i + 1] for t in stored] for i in range(tensors[0].shape[0])]
 
     def add_inputs(self, args: tuple) -> None:
         spec = []
@@ -77,9 +112,9 @@ class BlockCache:
 
 
 def capture_block(block: nn.Module, batches: Sequence, run: Callable, *, inputs: bool,
-                  outputs: bool, dtype: torch.dtype) -> BlockCache:
+                  outputs: bool, dtype: torch.dtype, budget: Optional[CacheBudget] = None) -> BlockCache:
     """Run ``run(batch)`` over ``batches`` and cache ``block``'s inputs and/or outputs."""
-    cache = BlockCache(dtype)
+    cache = BlockCache(dtype, budget)
 
     def hook(module, args, out):
         if inputs:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import NonFiniteLossError
 from ..quant import QuantModule, UniformQuantizer, set_quant_mode
 from ..quant.adaround import AdaRoundQuantizer
-from .cache import BlockCache, capture_block, flat, tensors_of
+from .cache import BlockCache, CacheBudget, capture_block, flat, tensors_of
 from .fisher import FisherState
 from .losses import (Normalized, beta_at, fisher_brecq_loss, fisher_diag_loss, fisher_lr_loss,
                      mae_loss, mse_loss)
@@ -44,6 +44,8 @@ class ReconOptions:
     p2: float = 1.0
     fisher_images: int = 0        # images per Fisher gradient (0: all)
     cache_dtype: str = 'float16'
+    cache_mb: int = 8192          # RAM for the three caches of a block; beyond it, disk
+    cache_dir: str = ''           # where spilled caches are memory-mapped ('' = system temp)
     seed: int = 0
 
     def validate(self) -> None:
@@ -51,6 +53,8 @@ class ReconOptions:
             raise ValueError(f'recon loss {self.loss!r} unknown; choose one of {", ".join(LOSSES)}')
         if self.iters < 1 or self.batch_size < 1 or self.k < 1:
             raise ValueError('recon iters, batch_size and k must be >= 1')
+        if self.cache_mb < 0:
+            raise ValueError(f'recon cache_mb={self.cache_mb}; use 0 or more MiB (0: all on disk)')
 
 
 def _replace_tensors(obj, fn):
@@ -155,10 +159,17 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
         # inputs (a run resumed at a block reproduces an uninterrupted one).
         gen = torch.Generator(device='cpu').manual_seed(opts.seed * 1000 + bi)
         torch.manual_seed(opts.seed * 1000 + bi)   # QDrop inside the activation quantizers
+        budget = CacheBudget(opts.cache_mb << 20, opts.cache_dir or None)
         set_quant_mode(model, 'fp')
-        fp = capture_block(block, batches, run_features, inputs=True, outputs=True, dtype=dtype)
+        fp = capture_block(block, batches, run_features, inputs=True, outputs=True, dtype=dtype,
+                           budget=budget)
         set_quant_mode(model, 'quant', only=done_ops)
-        xq = capture_block(block, batches, run_features, inputs=True, outputs=False, dtype=dtype)
+        xq = capture_block(block, batches, run_features, inputs=True, outputs=False, dtype=dtype,
+                           budget=budget)
+        if budget.disk_bytes:
+            log(f'stage B: block {name} caches: {budget.ram_bytes / 2**20:.0f} MiB in RAM, '
+                f'{budget.disk_bytes / 2**20:.0f} MiB memory-mapped in {budget.spill_dir} '
+                f'(recon.cache_mb={opts.cache_mb})')
         rec = BlockReconstructor(block, opts, log)
         block_ops = set(rec.ops)
         set_quant_mode(model, 'quant', only=done_ops | block_ops)
