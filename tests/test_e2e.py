@@ -86,3 +86,18 @@ def test_train_checkpoints_and_resumes(tmp_path):
     resumed = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
     assert first['meta']['iter'] == 2 and resumed['meta']['iter'] == 4
     assert 'optimizer' in resumed and 'message_hub' in resumed
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_plan_without_calibrating(tmp_path):
+    proc = run('tools/quant_test.py', MASK_CFG, 'no-checkpoint-needed.pth', '--method', 'fimaq',
+               '--dry-run', '--dry-run-shape', '128', '160', '--work-dir', str(tmp_path),
+               '--quant-options', 'recon_images=8', '--threads', '1')
+    plan = (tmp_path / 'dry_run.md').read_text()
+    assert plan in proc.stdout
+    assert '54 quantized layers, 16 quantized matmuls' in plan and '13 reconstruction blocks' in plan
+    assert '| roi_head.mask_head.upsample | ConvTranspose2d |' in plan
+    # patch embed: 8 images x (2 x 3x128x160 inputs + 32x32x40 outputs) x 2 bytes (fp16)
+    assert '| backbone.patch_embed | 61440 | 40960 | 2 |' in plan
+    assert 'Estimated peak resident memory' in plan
+    assert not (tmp_path / 'quantized.pth').exists() and not (tmp_path / 'stage_a.pth').exists()

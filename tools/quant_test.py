@@ -59,7 +59,16 @@ def parse_args(argv=None):
     p.add_argument('--quant-options', nargs='+', action=DictAction,
                    help='any QuantConfig field, e.g. eq_n=64 search_round=2 seed=1 '
                    'recon_images=64 recon.iters=2000 recon.k=5')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the plan (every quantized op and block, cache bytes and estimated '
+                   'peak memory per block) without calibrating; needs neither data nor checkpoint')
+    p.add_argument('--dry-run-shape', type=int, nargs=2, metavar=('H', 'W'),
+                   help='input shape of the dry run (default: what the test pipeline makes of '
+                   'a 640x480 COCO image, padded)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                   help='job launcher (tools/dist_quant_test.sh uses pytorch)')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, e.g. test_dataloader.dataset.indices=50')
     args = p.parse_args(argv)
@@ -100,6 +109,42 @@ def quant_settings(cfg, args) -> QuantConfig:
         raise UserError(str(exc)) from None
 
 
+def dry_run(cfg, qcfg: QuantConfig, args, config: str) -> int:
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from fimaq.engine.data import predicted_input_shape
+    from fimaq.engine.plan import dry_run_plan
+    from fimaq.engine.report import atomic_write_text
+
+    if not qcfg.quantize:
+        raise UserError('--dry-run needs a quantization method (--method minmax/calib/fimaq/...)')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    register_all_modules()
+    rcnn = cfg.model.get('test_cfg', {}).get('rcnn')
+    if rcnn is not None:   # random weights: keep every detection so the mask head runs
+        rcnn['score_thr'] = 0.0
+    model = MODELS.build(cfg.model)
+    shape = tuple(args.dry_run_shape) if args.dry_run_shape else None
+    if shape is None:
+        pipeline = cfg.test_dataloader.dataset.get('pipeline', [])
+        div = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+        shape = predicted_input_shape(480, 640, pipeline, div)
+        if shape is None:
+            raise UserError('cannot predict the input shape from the test pipeline; '
+                            'pass --dry-run-shape H W')
+    text, _ = dry_run_plan(model, qcfg, shape)
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = args.work_dir or osp.join('work_dirs', name, f'{qcfg.method}_w{qcfg.w_bits}a{qcfg.a_bits}')
+    out = osp.join(work_dir, 'dry_run.md')
+    atomic_write_text(out, text + '\n')
+    print(text)
+    print(f'\n[quant_test] dry run (nothing calibrated); plan written to {osp.abspath(out)}')
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     embedded = args.config is None
@@ -109,6 +154,8 @@ def main(argv=None) -> int:
         os.chdir(REPO_ROOT)  # the embedded config's data paths are relative to the repository
     cfg = load_config(config, args.cfg_options)
     qcfg = quant_settings(cfg, args)
+    if args.dry_run:
+        return dry_run(cfg, qcfg, args, config)
     if not osp.isfile(checkpoint):
         raise UserError(f'checkpoint {checkpoint} does not exist; pass the path of the '
                         'trained .pth for this config')
@@ -134,6 +181,12 @@ def main(argv=None) -> int:
     if args.load_quantized and not osp.isfile(args.load_quantized):
         raise UserError(f'quantized checkpoint {args.load_quantized} does not exist; pass the '
                         'quantized.pth written by an earlier run')
+    cfg.launcher = args.launcher
+    if args.launcher != 'none':
+        # Evaluation-only wrapper (no DDP); gloo where there is no GPU.
+        cfg.model_wrapper_cfg = dict(type='QuantEvalWrapper')
+        if not torch.cuda.is_available():
+            cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
     cfg.test_cfg = dict(type='QuantTestLoop', quant=qcfg.to_dict(),
                         allow_overlap=args.allow_overlap, load_quantized=args.load_quantized,
                         stage_a=args.stage_a)
@@ -144,6 +197,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     metrics = runner.test()
     elapsed = time.time() - t0
+    from mmengine.dist import get_rank
+    if get_rank() != 0:
+        return 0   # rank 0 writes the results
     loop = runner.test_loop
     qcfg = loop.qcfg  # a loaded quantized model brings its own settings
 

@@ -6,11 +6,13 @@ import time
 
 from mmdet.registry import LOOPS
 from mmengine.model import is_model_wrapper
+from mmengine.dist import barrier, get_rank, get_world_size
 from mmengine.runner import TestLoop
 
 from ..api import quantize
 from ..config import QuantConfig
 from ..errors import NonFiniteLossError
+from . import dist
 from .checkpoint import WorkDirState, load_quantized, model_fingerprint, save_quantized
 from .data import calibration_batches
 from .errors import UserError
@@ -48,12 +50,34 @@ class QuantTestLoop(TestLoop):
             self.quantized, self.qcfg = load_quantized(model, self.load_quantized)
             self.runner.logger.info(f'loaded the quantized model {self.load_quantized} '
                                     f'({self.qcfg.method} W{self.qcfg.w_bits}A{self.qcfg.a_bits})')
+        elif self.qcfg.quantize and get_world_size() > 1:
+            self.quantize_once()
         elif self.qcfg.quantize:
             self.quantize()
         t0 = time.time()
         metrics = super().run()
         self.eval_seconds = time.time() - t0
         return metrics
+
+    def quantize_once(self) -> None:
+        """Distributed: rank 0 quantizes and saves; the others load its quantized.pth."""
+        runner = self.runner
+        token = str(runner.timestamp)   # the same on every rank (broadcast by the Runner)
+        if get_rank() == 0:
+            try:
+                self.quantize()
+            except BaseException:
+                dist.signal(runner.work_dir, token, 'failed')
+                raise
+            dist.signal(runner.work_dir, token, 'ready')
+        else:
+            runner.logger.info('waiting for rank 0 to quantize the model ...')
+            dist.wait_for_rank0(runner.work_dir, token)
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            self.quantized, self.qcfg = load_quantized(model, osp.join(runner.work_dir, 'quantized.pth'))
+        barrier()
+        if get_rank() == 0:
+            dist.cleanup(runner.work_dir, token)
 
     def quantize(self) -> None:
         runner = self.runner
@@ -66,8 +90,10 @@ class QuantTestLoop(TestLoop):
                                       q.seed, self.allow_overlap, q.calib_shape, runner.logger.info)
         recon_batches = None
         if q.recon is not None:
+            # Batches of recon.batch_size (1 as published): Fisher passes and block caching
+            # then hold one image's activations, not calib_batch_size images'.
             recon_batches = calibration_batches(runner.cfg, model, q.recon_images,
-                                                q.calib_batch_size, q.seed, self.allow_overlap,
+                                                q.recon.batch_size, q.seed, self.allow_overlap,
                                                 q.calib_shape, runner.logger.info)
         key_a = dict(q.stage_a_key(), model=model_fingerprint(model),
                      calib_image_ids=[s.img_id for _, samples in batches for s in samples])

@@ -78,18 +78,23 @@ def block_output_grads(block: nn.Module, batches: Sequence, kl_loss: Callable[[i
         return _replace_tensors(out, leaf)
 
     handle = block.register_forward_hook(hook)
-    rows = []
+    rows: list[Tensor] = []
+    total, count = None, 0
     try:
         for i, batch in enumerate(batches):
             leaves.clear()
             loss = kl_loss(i, batch)
             grads = torch.autograd.grad(loss, leaves, allow_unused=True)
             grads = [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads)]
-            rows.append(flat(grads).detach())
+            g = flat(grads).detach()
+            if per_sample:
+                rows.append(g)
+            else:  # a running sum: one row of memory, not one per image
+                total = g.abs().sum(dim=0) if total is None else total + g.abs().sum(dim=0)
+                count += g.shape[0]
     finally:
         handle.remove()
-    g = torch.cat(rows)                       # [images, N]
-    return g if per_sample else g.abs().mean(dim=0)
+    return torch.cat(rows) if per_sample else total / count
 
 
 class BlockReconstructor:
