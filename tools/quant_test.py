@@ -185,8 +185,12 @@ def main(argv=None) -> int:
     if args.launcher != 'none':
         # Evaluation-only wrapper (no DDP); gloo where there is no GPU.
         cfg.model_wrapper_cfg = dict(type='QuantEvalWrapper')
-        if not torch.cuda.is_available():
-            cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
+        if not torch.cuda.is_available() and args.launcher == 'pytorch':
+            # mmengine's pytorch launcher calls torch.cuda.set_device; without a GPU we join
+            # the process group (gloo) first and the Runner uses it as it is.
+            import torch.distributed as torch_dist
+            if not torch_dist.is_initialized():
+                torch_dist.init_process_group(backend='gloo')
     cfg.test_cfg = dict(type='QuantTestLoop', quant=qcfg.to_dict(),
                         allow_overlap=args.allow_overlap, load_quantized=args.load_quantized,
                         stage_a=args.stage_a)

@@ -21,6 +21,10 @@ class CocoDetMetric(CocoMetric):
     maxDets (1, 10, 100); with it AP equals the published definition and the results carry
     ``bbox_AR@1``, ``bbox_AR@10``, ``bbox_AR@100``, ``bbox_AR_s@100`` ... under honest names,
     next to mmdet's usual ``bbox_mAP``, ``bbox_mAP_50`` ...
+
+    Only the images that were evaluated count: mmdet scores every image of the annotation
+    file, so a subset (``test_dataloader.dataset.indices=20``) would be charged with missed
+    detections on all the images it skipped.
     """
 
     def __init__(self, proposal_nums: Sequence[int] = (1, 10, 100), **kwargs) -> None:
@@ -33,6 +37,7 @@ class CocoDetMetric(CocoMetric):
                                                     f'AR_s@{n3}', f'AR_m@{n3}', f'AR_l@{n3}')))
 
     def compute_metrics(self, results: list) -> dict:
+        self.img_ids = sorted({pred['img_id'] for _, pred in results})
         out = {}
         for key, value in super().compute_metrics(results).items():
             metric, _, item = key.partition('_')
