@@ -2,7 +2,6 @@
 import os.path as osp
 
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from conftest import REPO_ROOT
@@ -26,15 +25,8 @@ def build_tiny(kind: str = 'mask', seed: int = 0) -> torch.nn.Module:
 
 def fake_batch(n: int = 2, h: int = 224, w: int = 288, seed: int = 0):
     """Normalised images whose size is not a multiple of the window, and their samples."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, h, w, generator=g)
-    samples = []
-    for _ in range(n):
-        s = DetDataSample()
-        s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                            batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))
-        samples.append(s)
-    return x, samples
+    from fimaq.engine.plan import noise_batch
+    return noise_batch(n, (h, w), seed)
 
 
 def flat_outputs(out) -> list:

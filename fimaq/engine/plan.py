@@ -60,11 +60,12 @@ def rss_mb() -> float:
     return peak / MiB if sys.platform == 'darwin' else peak / 1024
 
 
-def blank_batch(model: nn.Module, n: int, shape: tuple[int, int]):
-    """A batch of ``n`` (seeded) noise images of ``shape`` with the metainfo mmdet needs."""
+def noise_batch(n: int, shape: tuple[int, int], seed: int = 0, device='cpu'):
+    """A batch of ``n`` seeded noise images of ``shape`` (already normalised) with the
+    metainfo mmdet's detectors need: enough to run any detector without data."""
     h, w = shape
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, h, w, generator=g).to(next(model.parameters()).device)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, h, w, generator=g).to(device)
     samples = []
     for _ in range(n):
         s = DetDataSample()
@@ -72,6 +73,11 @@ def blank_batch(model: nn.Module, n: int, shape: tuple[int, int]):
                             batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))
         samples.append(s)
     return x, samples
+
+
+def blank_batch(model: nn.Module, n: int, shape: tuple[int, int]):
+    """:func:`noise_batch` on the model's device."""
+    return noise_batch(n, shape, device=next(model.parameters()).device)
 
 
 def dry_run_plan(model: nn.Module, qcfg: QuantConfig, shape: tuple[int, int]) -> tuple[str, dict]:
