@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..quant import QuantConv2d, QuantLinear, QuantMatMul, QuantModule
-from . import swin
+from . import swin, vit
 
 # Module types that may own parameters and stay FP on purpose (documented above).
 FP_PARAM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm,
@@ -41,7 +41,7 @@ class QuantizedModel:
         return {**self.layers, **self.matmuls}
 
 
-_BACKBONES = {'SwinTransformer': swin}
+_BACKBONES = {'SwinTransformer': swin, 'TimmViTPyramid': vit}
 
 
 def _backbone_adapter(backbone: nn.Module):
@@ -68,7 +68,7 @@ def quantize_detector_modules(model: nn.Module, w_bits: int, a_bits: int,
                                     'fimaq quantizes mmdet detectors')
     adapter = _backbone_adapter(model.backbone)
     qm = QuantizedModel()
-    qm.matmuls = dict(adapter.prepare_swin(model.backbone, a_bits, softmax_quantizer, 'backbone'))
+    qm.matmuls = dict(adapter.prepare(model.backbone, a_bits, softmax_quantizer, 'backbone'))
     patch_conv = adapter.patch_embed_conv(model.backbone)
     scope = 'backbone.' if backbone_only else ''
 
@@ -92,16 +92,16 @@ def quantize_detector_modules(model: nn.Module, w_bits: int, a_bits: int,
                 qm.fp_modules[name] = type(m).__name__
         elif any(True for _ in m.parameters(recurse=False)):
             own = {n for n, _ in m.named_parameters(recurse=False)}
-            # Learned tables/embeddings used inside attention stay FP (added, not multiplied).
-            if own <= {'relative_position_bias_table', 'absolute_pos_embed'}:
+            # Parameters the backbone adapter keeps FP (position tables/embeddings, LayerScale).
+            if own <= adapter.FP_PARAMETERS:
                 continue
             raise UnsupportedModelError(
                 f'layer {name} of type {type(m).__name__} has parameters {sorted(own)} that '
                 'fimaq cannot quantize; supported: Linear, Conv2d (and FP norms/ConvTranspose2d)')
-    qm.blocks = adapter.swin_blocks(model.backbone, 'backbone')
+    qm.blocks = adapter.blocks(model.backbone, 'backbone')
     if hasattr(model, 'neck') and model.neck is not None and not backbone_only:
         qm.blocks.append(('neck', model.neck))
-    qm.layernorm_pairs = adapter.swin_layernorm_pairs(model.backbone)
+    qm.layernorm_pairs = adapter.layernorm_pairs(model.backbone)
     return qm
 
 

@@ -15,6 +15,10 @@ from torch import Tensor, nn
 
 from ..quant import QuantMatMul
 
+# Parameters of non-quantized modules that stay FP on purpose: position tables and
+# embeddings, added inside attention or to the tokens, not multiplied.
+FP_PARAMETERS = frozenset({'relative_position_bias_table', 'absolute_pos_embed'})
+
 
 class QuantWindowMSA(WindowMSA):
     """WindowMSA whose q·kᵀ and softmax·v are QuantMatMul ops (per-head operands)."""
@@ -62,8 +66,8 @@ def _retype(module: nn.Module, cls: type) -> None:
     module.__class__ = cls
 
 
-def prepare_swin(backbone: SwinTransformer, a_bits: int, softmax_quantizer: str,
-                 prefix: str) -> list[tuple[str, QuantMatMul]]:
+def prepare(backbone: SwinTransformer, a_bits: int, softmax_quantizer: str,
+            prefix: str) -> list[tuple[str, QuantMatMul]]:
     """Rewrite every window attention of ``backbone``; return its QuantMatMul ops by name."""
     matmuls = []
     for name, m in backbone.named_modules():
@@ -79,18 +83,18 @@ def prepare_swin(backbone: SwinTransformer, a_bits: int, softmax_quantizer: str,
     return matmuls
 
 
-def swin_blocks(backbone: SwinTransformer, prefix: str) -> list[tuple[str, nn.Module]]:
+def blocks(backbone: SwinTransformer, prefix: str) -> list[tuple[str, nn.Module]]:
     """Reconstruction blocks in forward order: patch embed, each Swin block, each merging."""
-    blocks = [(f'{prefix}.patch_embed', backbone.patch_embed)]
+    out = [(f'{prefix}.patch_embed', backbone.patch_embed)]
     for i, stage in enumerate(backbone.stages):
         for j, block in enumerate(stage.blocks):
-            blocks.append((f'{prefix}.stages.{i}.blocks.{j}', block))
+            out.append((f'{prefix}.stages.{i}.blocks.{j}', block))
         if stage.downsample is not None:
-            blocks.append((f'{prefix}.stages.{i}.downsample', stage.downsample))
-    return blocks
+            out.append((f'{prefix}.stages.{i}.downsample', stage.downsample))
+    return out
 
 
-def swin_layernorm_pairs(backbone: SwinTransformer):
+def layernorm_pairs(backbone: SwinTransformer):
     """(LayerNorm, next Linear, padding owner or None) for the reparameterization.
 
     The padding owner is the ShiftWindowMSA that pads the LayerNorm's output with zeros.

@@ -1,0 +1,48 @@
+# Tiny ViT Mask R-CNN for the embedded shapes benchmark: a plain timm VisionTransformer
+# (patch 16, no class token, position embedding interpolated to each input's token grid)
+# with ViTDet's simple feature pyramid (fimaq.models.vit_backbone.TimmViTPyramid), then the
+# FPN, RPN and RoI box/mask heads of the tiny Swin Mask R-CNN. Sized so that a training step
+# (4 images of 320x256) costs about what the tiny Swin's does on a CPU.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    './_base_/shapes_instance.py',
+    './_base_/tiny_schedule.py',
+]
+custom_imports = dict(imports=['fimaq.engine', 'fimaq.models.vit_backbone'],
+                      allow_failed_imports=False)
+num_classes = 7
+embed_dim = 128
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='TimmViTPyramid',
+        arch=None,                 # or a timm name, e.g. 'vit_tiny_patch16_224' (+ checkpoint)
+        img_size=(256, 320),       # (H, W): the position embedding's grid is 16x20 tokens
+        patch_size=16,
+        embed_dim=embed_dim,
+        depth=8,
+        num_heads=4,
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_path_rate=0.1,
+        out_indices=(0, 1, 2, 3),
+        checkpoint=None),
+    # Pyramid widths: C/4 (stride 4), C/2 (8), C (16), C (32), as in ViTDet.
+    neck=dict(in_channels=[embed_dim // 4, embed_dim // 2, embed_dim, embed_dim],
+              out_channels=64, num_outs=5),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=64),
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_classes),
+        mask_roi_extractor=dict(out_channels=64),
+        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64,
+                       num_classes=num_classes)),
+    train_cfg=dict(
+        rpn=dict(sampler=dict(num=128)),
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(max_per_img=100)))
+# No weight decay on the position embedding (timm's no_weight_decay) and the norms.
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'pos_embed': dict(decay_mult=0.)}))
