@@ -66,7 +66,7 @@ def main() -> int:
     ensure_generated_dataset(cfg)
     model = MODELS.build(cfg.model)
     load_detector_checkpoint(model, args.checkpoint)
-    model.eval()
+    model = model.to('cuda' if torch.cuda.is_available() else 'cpu').eval()
     batches = calibration_batches(cfg, model, args.images, 1, 0)
     qm = quantize(model, batches, QuantConfig.from_dict(
         dict(method='minmax', w_bits=args.bits, a_bits=args.bits)), log=lambda s: None)
@@ -117,7 +117,7 @@ def main() -> int:
 
     lines = [f'Stage B speed: {osp.basename(args.config)}, W{args.bits}A{args.bits}, '
              f'{args.images} images at batch 1, {args.iters} iterations per measurement, '
-             f'{torch.get_num_threads()} thread(s), {torch.__version__}.', '',
+             f'{torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} thread(s)"}, torch {torch.__version__}.', '',
              '| block | output features | mse s/it | fisher_dplr s/it | ratio | one Fisher update s |',
              '|---|---|---|---|---|---|']
     lines += [f'| {r["block"]} | {r["features"]} | {r["mse"]:.4f} | {r["dplr"]:.4f} | '
