@@ -45,5 +45,5 @@ def test_resume_skips_done_cells_and_failures_do_not_stop(tmp_path):
     assert status['nothing/minmax_w4a4']['state'] == 'failed'
     assert 'config' in status['nothing/fp']['error'] and 'does not exist' in status['nothing/fp']['error']
     summary = (tmp_path / 'summary.md').read_text()
-    assert '| mask-rcnn_swin-tiny_fpn_shapes | fp | FP | 0 | 0 | 0 | 50.0 |' in summary
-    assert '| mask-rcnn_swin-tiny_fpn_shapes | minmax | W4A4 | 0 | 0 | 0 | 50.0 |' in summary
+    assert '| mask-rcnn_swin-tiny_fpn_shapes | fp | FP | 0 | 0 | 0 | 0 | 50.0 |' in summary
+    assert '| mask-rcnn_swin-tiny_fpn_shapes | minmax | W4A4 | 0 | 0 | 0 | 0 | 50.0 |' in summary

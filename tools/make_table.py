@@ -40,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument('--published', default=DEFAULT_PUBLISHED,
                    help='published numbers (JSON); "none" to leave them out')
     p.add_argument('--bits', nargs='+', type=int, help='bit widths to show (default: all found)')
+    p.add_argument('--label', nargs='+', default=[], metavar='MODEL=LABEL',
+                   help='show a detector (config name) under a shorter label')
     p.add_argument('--no-plots', action='store_true')
     return p.parse_args(argv)
 
@@ -197,7 +199,11 @@ def plot(cells: dict, out: str) -> list[str]:
                 ax.set_xlabel('bits (W = A)')
                 ax.set_ylabel('% of FP' if retention else what)
                 ax.grid(alpha=0.3)
-        handles, labels = axes[0][0].get_legend_handles_labels()
+        legend = {}
+        for ax in axes.flat:   # every method that appears in any panel
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+        labels, handles = list(legend), list(legend.values())
         if handles:
             fig.legend(handles, labels, loc='lower center', ncol=min(9, len(labels)), fontsize=8)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -211,6 +217,8 @@ def plot(cells: dict, out: str) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cells = collect(args.dirs)
+    labels = dict(item.split('=', 1) for item in args.label)
+    cells = {(labels.get(m, m), meth, b): v for (m, meth, b), v in cells.items()}
     if not cells:
         print(f'error: no results.json with COCO metrics under {", ".join(args.dirs)}; run '
               'tools/quant_test.py or tools/sweep.py first', file=sys.stderr)

@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, help='torch threads per cell')
     p.add_argument('--out', help='summary table (Markdown; JSON beside it); default WORK_DIR/summary.md')
     p.add_argument('--dry-run', action='store_true', help='list the cells and what would run')
+    p.add_argument('--collect-only', action='store_true',
+                   help='run nothing: write the summary of the cells that have results')
     args = p.parse_args(argv)
     settings = dict(DEFAULTS)
     if args.grid:
@@ -77,6 +79,7 @@ def parse_args(argv=None):
         p.error(f'unknown method(s) {bad}; choose from {", ".join(METHODS)}')
     settings['out'] = settings['out'] or osp.join(settings['work_dir'], 'summary.md')
     settings['dry_run'] = args.dry_run
+    settings['collect_only'] = args.collect_only
     return settings
 
 
@@ -139,7 +142,8 @@ def main(argv=None) -> int:
     cells = make_cells(s)
     status_file = osp.join(s['work_dir'], 'sweep_status.json')
     status = json.load(open(status_file)) if osp.isfile(status_file) else {}
-    todo = [c for c in cells if not osp.isfile(osp.join(c['work_dir'], 'results.json'))]
+    todo = [] if s['collect_only'] else \
+        [c for c in cells if not osp.isfile(osp.join(c['work_dir'], 'results.json'))]
     print(f'[sweep] {len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run; '
           f'work dir {osp.abspath(s["work_dir"])}', flush=True)
     spent: list[float] = []
@@ -177,7 +181,8 @@ def main(argv=None) -> int:
                                 'W/A': 'FP' if cell['bits'] is None else f'W{cell["bits"]}A{cell["bits"]}',
                                 'seed': cell['seed'],
                                 'stage A s': f'{res.get("stage_a_seconds") or 0:.0f}',
-                                'total quant s': f'{res.get("calib_seconds", 0):.0f}'},
+                                'total quant s': f'{res.get("calib_seconds", 0):.0f}',
+                                'peak RSS MiB': f'{res.get("peak_rss_mb") or 0:.0f}'},
                          metrics=res['metrics']))
     table = ap_table(rows)
     print('\n' + table)
