@@ -26,7 +26,7 @@ def test_two_processes_match_one(tmp_path):
     one = subprocess.run([sys.executable, 'tools/quant_test.py', CFG, CKPT, '--work-dir',
                           str(tmp_path / 'one'), *ARGS], cwd=REPO_ROOT, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]
-    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1', PYTHON=sys.executable)
     two = subprocess.run(['bash', 'tools/dist_quant_test.sh', CFG, CKPT, '2', '--work-dir',
                           str(tmp_path / 'two'), *ARGS], cwd=REPO_ROOT, capture_output=True,
                          text=True, env=env, timeout=900)
