@@ -1,6 +1,7 @@
 # The embedded benchmark as one sweep (README "Results"): both tiny detectors, every method.
 #   python tools/sweep.py --grid benchmarks/embedded_sweep.py
-#   python tools/make_table.py work_dirs/embedded_sweep --out benchmarks/embedded
+#   python tools/make_table.py work_dirs/embedded_sweep --out benchmarks/embedded \
+#       --label mask-rcnn_swin-tiny_fpn_shapes=MR-tiny cascade-mask-rcnn_swin-tiny_fpn_shapes=Cascade-tiny
 # Stage B is shortened for a 2-core CPU (published: 20000 iterations on 256 images); the
 # settings are here, not in the library, and the README table says so.
 models = ['mask', 'cascade']

@@ -4,13 +4,12 @@ import torch
 
 from fimaq import QuantConfig, quantize
 from fimaq.models import quantize_detector_modules
-from fimaq.models.detector import detector_features, detector_forward
+from fimaq.models.detector import detector_forward
 from fimaq.models.outputs import DetectorKL
-from fimaq.quant import QuantLinear, set_quant_mode
+from fimaq.quant import set_quant_mode
 from fimaq.calib import run_stage_a, SearchOptions
-from fimaq.recon.cache import capture_block, flat, tensors_of
-from fimaq.recon.reconstruct import ReconOptions, block_output_grads, reconstruct
-from helpers import build_tiny, fake_batch
+from fimaq.recon.reconstruct import block_output_grads
+from helpers import assert_reconstruction_improves, build_tiny, fake_batch
 
 pytestmark = pytest.mark.slow
 
@@ -57,27 +56,7 @@ def test_kl_gradient_matches_finite_differences():
 def test_reconstructing_a_block_lowers_its_loss():
     model, qm, batch = stage_a_model(bits=3)
     name, block = qm.blocks[3]
-    run = detector_features(model)
-    set_quant_mode(model, 'fp')
-    fp = capture_block(block, [batch], run, inputs=True, outputs=True, dtype=torch.float32)
-
-    def block_mse():
-        with torch.no_grad():
-            set_quant_mode(block, 'quant')
-            out = flat(tensors_of(block(*fp.call_args(fp.input_batch([0, 1], 'cpu')))))
-            return float((out - flat(fp.output_batch([0, 1], 'cpu'))).pow(2).mean())
-
-    before = block_mse()
-    opts = ReconOptions(loss='mse', iters=80, batch_size=2, lr_a=1e-3, drop_prob=1.0)
-    stats = reconstruct([(name, block)], model, [batch], run, None, opts, log=lambda s: None)
-    after = block_mse()
-    assert stats[name]['last_loss'] < stats[name]['first_loss']
-    assert after < before
-    # Hard rounding: every weight of the block lies on its quantizer's grid.
-    for m in block.modules():
-        if isinstance(m, QuantLinear):
-            k = m.weight / m.w_quant.scale + m.w_quant.zero_point
-            assert torch.allclose(k, k.round(), atol=1e-3)
+    assert_reconstruction_improves(model, name, block, batch, iters=80)
 
 
 def test_fimaq_runs_and_is_deterministic():

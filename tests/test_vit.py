@@ -11,11 +11,9 @@ from conftest import REPO_ROOT
 from fimaq.calib import SearchOptions, run_stage_a
 from fimaq.calib.reparam import fold_layernorm
 from fimaq.models import quantize_detector_modules
-from fimaq.models.detector import detector_features, detector_forward
+from fimaq.models.detector import detector_forward
 from fimaq.quant import QuantConv2d, QuantLinear, QuantMatMul, set_quant_mode
-from fimaq.recon.cache import capture_block, flat, tensors_of
-from fimaq.recon.reconstruct import ReconOptions, reconstruct
-from helpers import fake_batch, max_rel_diff
+from helpers import assert_reconstruction_improves, fake_batch, max_rel_diff
 
 VIT_CONFIG = osp.join(REPO_ROOT, 'mmdet_configs', 'tiny', 'mask-rcnn_vit-tiny_fpn_shapes.py')
 DEPTH = 8   # the config's ViT depth
@@ -193,26 +191,7 @@ def test_reconstructing_a_vit_block_lowers_its_loss():
     model, qm, batch = minmax_model(3)
     name, block = qm.blocks[3]
     assert name == 'backbone.vit.blocks.2'
-    run = detector_features(model)
-    set_quant_mode(model, 'fp')
-    fp = capture_block(block, [batch], run, inputs=True, outputs=True, dtype=torch.float32)
-
-    def block_mse():
-        with torch.no_grad():
-            set_quant_mode(block, 'quant')
-            out = flat(tensors_of(block(*fp.call_args(fp.input_batch([0, 1], 'cpu')))))
-            return float((out - flat(fp.output_batch([0, 1], 'cpu'))).pow(2).mean())
-
-    before = block_mse()
-    opts = ReconOptions(loss='mse', iters=60, batch_size=2, lr_a=1e-3, drop_prob=1.0)
-    stats = reconstruct([(name, block)], model, [batch], run, None, opts, log=lambda s: None)
-    after = block_mse()
-    assert stats[name]['last_loss'] < stats[name]['first_loss']
-    assert after < before
-    for m in block.modules():
-        if isinstance(m, QuantLinear):
-            k = m.weight / m.w_quant.scale + m.w_quant.zero_point
-            assert torch.allclose(k, k.round(), atol=1e-3)
+    assert_reconstruction_improves(model, name, block, batch, iters=60)
 
 
 def test_timm_checkpoint_loads_from_a_local_file(tmp_path):
