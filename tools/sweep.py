@@ -153,6 +153,9 @@ def main(argv=None) -> int:
         if s['dry_run']:
             print(f'[sweep] would run {key}: {" ".join(cmd)}')
             continue
+        if osp.isfile(osp.join(cell['work_dir'], 'results.json')):
+            print(f'[sweep] {key}: results appeared meanwhile (another sweep?); skipped')
+            continue
         left = f', ~{sum(spent) / len(spent) * (len(todo) - i) / 60:.0f} min left' if spent else ''
         print(f'[sweep] ({i + 1}/{len(todo)}{left}) {key}', flush=True)
         os.makedirs(cell['work_dir'], exist_ok=True)
