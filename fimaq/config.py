@@ -106,17 +106,21 @@ class QuantConfig:
         if self.target not in ('kl', 'rpn'):
             raise QuantConfigError(f'target={self.target!r}; use "kl" or "rpn"')
 
-    # The fields stage A depends on: runs that agree on them can share one stage A result.
+    # The fields stage A depends on (with every search option except mem_cap_mb, which only
+    # sets the chunking): runs that agree on them can share one stage A result.
     STAGE_A_FIELDS = ('w_bits', 'a_bits', 'backbone_only', 'softmax_quantizer', 'search', 'reparam',
-                      'calib_images', 'calib_batch_size', 'seed', 'max_rows', 'capture_mb',
-                      'search_opts')
+                      'calib_images', 'calib_batch_size', 'seed', 'max_rows', 'capture_mb')
 
     def stage_a_key(self) -> dict:
         d = self.to_dict()
-        key = {k: d[k] for k in self.STAGE_A_FIELDS if k != 'search_opts'}
-        key.update({f'search_opts.{k}': v for k, v in d['search_opts'].items()
-                    if k != 'mem_cap_mb'})   # chunking only; the result does not change
+        key = {k: d[k] for k in self.STAGE_A_FIELDS}
+        key.update({f'search_opts.{k}': v for k, v in d['search_opts'].items() if k != 'mem_cap_mb'})
         return key
+
+    @property
+    def tag(self) -> str:
+        """The run's name in work dirs: ``fp`` or ``<method>_w<W>a<A>``."""
+        return f'{self.method}_w{self.w_bits}a{self.a_bits}' if self.quantize else 'fp'
 
     def to_dict(self) -> dict:
         return asdict(self)

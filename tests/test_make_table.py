@@ -2,6 +2,7 @@
 import json
 
 import make_table
+import pytest
 
 PUBLISHED = {
     'fp': {'mask-rcnn_swin-t': {'box': 46.0, 'mask': 41.6}},
@@ -59,3 +60,32 @@ def test_table_layout_published_columns_and_seeds(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path, capsys):
     assert make_table.main([str(tmp_path), '--out', str(tmp_path / 't')]) == 2
     assert 'no results.json' in capsys.readouterr().err
+
+
+def test_sweep_summary_json_is_a_source(tmp_path):
+    """A checked-in sweep summary gives the same cells as the work dirs it was written from."""
+    runs = tmp_path / 'runs'
+    write_result(runs, 'tiny', 'fp', None, 0.606, 0.549)
+    write_result(runs, 'tiny', 'fimaq', 4, 0.552, 0.505)
+    write_result(runs, 'tiny', 'fimaq', 3, 0.477, 0.433)
+    summary = [
+        dict(label={'model': 'tiny', 'method': 'fp', 'W/A': 'FP', 'seed': 0},
+             metrics={'coco/bbox_mAP': 0.606, 'coco/segm_mAP': 0.549}),
+        dict(label={'model': 'tiny', 'method': 'fimaq', 'W/A': 'W4A4', 'seed': 0},
+             metrics={'coco/bbox_mAP': 0.552, 'coco/segm_mAP': 0.505}),
+        dict(label={'model': 'tiny', 'method': 'fimaq', 'W/A': 'W3A3', 'seed': 0},
+             metrics={'coco/bbox_mAP': 0.477, 'coco/segm_mAP': 0.433}),
+    ]
+    path = tmp_path / 'summary.json'
+    path.write_text(json.dumps(summary))
+    from_dirs, from_json = make_table.collect([str(runs)]), make_table.collect([str(path)])
+    assert from_json == from_dirs
+    assert from_json[('tiny', 'fimaq', 3)] == [pytest.approx((47.7, 43.3))]
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"not": "a summary"}')
+    try:
+        make_table.collect([str(bad)])
+    except SystemExit as exc:
+        assert 'bad.json is not a tools/sweep.py summary JSON' in str(exc)
+    else:
+        raise AssertionError('a malformed summary must be an error')

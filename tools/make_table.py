@@ -10,6 +10,7 @@ marked ``?``), it sits in the adjacent "published" column: for our
 and the published methods we do not implement get rows of their own.
 
     python tools/make_table.py work_dirs/embedded_sweep --out benchmarks/embedded
+    python tools/make_table.py benchmarks/embedded_summary.json --out /tmp/t   # checked-in sweep
     # -> benchmarks/embedded.md, .csv, .tex, _ap.png, _retention.png
 """
 import argparse
@@ -35,7 +36,9 @@ DEFAULT_PUBLISHED = osp.join(REPO_ROOT, 'benchmarks', 'published_coco.json')
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('dirs', nargs='+', help='work dirs searched (recursively) for results.json')
+    p.add_argument('dirs', nargs='+', metavar='SOURCE',
+                   help='work dirs searched (recursively) for results.json, or summary .json '
+                        'files of tools/sweep.py (e.g. benchmarks/embedded_summary.json)')
     p.add_argument('--out', required=True, help='output path without extension')
     p.add_argument('--published', default=DEFAULT_PUBLISHED,
                    help='published numbers (JSON); "none" to leave them out')
@@ -46,21 +49,47 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def collect(dirs) -> dict:
-    """{(model, method, bits or None): [(box, mask), ...]} over every results.json found."""
+def _add(cells, model: str, method: str, w_bits, a_bits, metrics: dict) -> None:
+    if 'coco/bbox_mAP' not in metrics:
+        return
+    bits = w_bits if method != 'fp' else None
+    if bits is not None and a_bits != bits:
+        bits = f'W{bits}A{a_bits}'
+    cells[(model, method, bits)].append(
+        (100 * metrics['coco/bbox_mAP'], 100 * metrics.get('coco/segm_mAP', float('nan'))))
+
+
+def _summary_rows(path: str) -> list:
+    """The rows of a tools/sweep.py summary JSON, or a one-line error naming the file."""
+    try:
+        rows = json.load(open(path))
+        for row in rows:
+            row['label']['model'], row['label']['method'], row['label']['W/A'], row['metrics']
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise SystemExit(f'error: {path} is not a tools/sweep.py summary JSON ({exc!r}); pass a '
+                         'work dir or the .json written beside the sweep\'s summary.md')
+    return rows
+
+
+def collect(sources) -> dict:
+    """{(model, method, bits or None): [(box, mask), ...]} over every results.json found in the
+    work dirs of ``sources`` and every row of the sweep summaries (``*.json`` files) among them."""
     cells = defaultdict(list)
-    for d in dirs:
-        for path in sorted(glob.glob(osp.join(d, '**', 'results.json'), recursive=True)):
+    for src in sources:
+        if osp.isfile(src):
+            for row in _summary_rows(src):
+                lab = row['label']
+                w_bits, a_bits = (None, None) if lab['W/A'] == 'FP' else \
+                    map(int, lab['W/A'][1:].split('A'))
+                _add(cells, lab['model'], lab['method'], w_bits, a_bits, row['metrics'])
+            continue
+        for path in sorted(glob.glob(osp.join(src, '**', 'results.json'), recursive=True)):
             res = json.load(open(path))
-            m = res.get('metrics', {})
-            if 'coco/bbox_mAP' not in m or 'config' not in res:
+            if 'config' not in res:
                 continue
             model = osp.splitext(osp.basename(res['config']))[0]
-            bits = res.get('w_bits') if res.get('method') != 'fp' else None
-            if bits is not None and res.get('a_bits') != bits:
-                bits = f'W{bits}A{res.get("a_bits")}'
-            cells[(model, res['method'], bits)].append(
-                (100 * m['coco/bbox_mAP'], 100 * m.get('coco/segm_mAP', float('nan'))))
+            _add(cells, model, res['method'], res.get('w_bits'), res.get('a_bits'),
+                 res.get('metrics', {}))
     return cells
 
 

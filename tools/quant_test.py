@@ -77,13 +77,6 @@ def parse_args(argv=None):
     return args
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports kB, macOS bytes)."""
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == 'darwin' else peak / 2**10
-
-
 def quant_settings(cfg, args) -> QuantConfig:
     """The config's ``quant`` section with the command line on top, validated."""
     q = dict(cfg.get('quant') or {})
@@ -137,7 +130,7 @@ def dry_run(cfg, qcfg: QuantConfig, args, config: str) -> int:
                             'pass --dry-run-shape H W')
     text, _ = dry_run_plan(model, qcfg, shape)
     name = osp.splitext(osp.basename(config))[0]
-    work_dir = args.work_dir or osp.join('work_dirs', name, f'{qcfg.method}_w{qcfg.w_bits}a{qcfg.a_bits}')
+    work_dir = args.work_dir or osp.join('work_dirs', name, qcfg.tag)
     out = osp.join(work_dir, 'dry_run.md')
     atomic_write_text(out, text + '\n')
     print(text)
@@ -169,13 +162,13 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
 
     from fimaq.engine.checkpoint import load_detector_checkpoint
+    from fimaq.engine.plan import rss_mb
     from fimaq.engine.report import ap_table, atomic_write_text, only_metrics, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
     name = osp.splitext(osp.basename(config))[0]
-    tag = 'fp' if not qcfg.quantize else f'{qcfg.method}_w{qcfg.w_bits}a{qcfg.a_bits}'
-    cfg.work_dir = args.work_dir or osp.join('work_dirs', name, tag)
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', name, qcfg.tag)
     cfg.load_from = None  # we load (strictly) below
     cfg.resume = False
     if args.load_quantized and not osp.isfile(args.load_quantized):
@@ -222,7 +215,7 @@ def main(argv=None) -> int:
                   eval_seconds=round(loop.eval_seconds, 2),
                   total_seconds=round(elapsed, 2),
                   num_images=len(runner.test_dataloader.dataset),
-                  peak_rss_mb=round(peak_rss_mb(), 1),
+                  peak_rss_mb=round(rss_mb(), 1),
                   peak_cuda_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1)
                   if torch.cuda.is_available() else None,
                   torch=torch.__version__, device=str(next(model.parameters()).device),

@@ -11,7 +11,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${FIMAQ_VENV:-$ROOT/.venv}"
+# Absolute: the mmcv build below runs pip from inside the unpacked sdist.
+VENV="$(realpath -m "${FIMAQ_VENV:-$ROOT/.venv}")"
 PY_BOOT="${PYTHON:-python3}"
 MMCV_VERSION=2.1.0
 CACHE="${FIMAQ_CACHE:-$HOME/.cache/fimaq}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import os.path as osp
-
 from typing import Callable, Optional
 
 import torch
@@ -81,12 +80,29 @@ def load_detector_checkpoint(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def save_quantized(model: torch.nn.Module, qcfg, path: str) -> None:
-    """Write the quantized model (weights, scales, reparameterized norms) and its QuantConfig."""
+QUANTIZED_FORMAT = 'fimaq-quantized-v1'
+STAGE_A_FORMAT = 'fimaq-stage-a-v1'
+STAGE_B_FORMAT = 'fimaq-stage-b-v1'
+
+
+def _write_state(path: str, fmt: str, model: torch.nn.Module, **fields) -> None:
+    """The model's state dict with ``fields``, tagged with format ``fmt``, written atomically."""
     from .report import atomic_path
     with atomic_path(path) as tmp:
-        torch.save({'state_dict': model.state_dict(), 'quant': qcfg.to_dict(),
-                    'meta': {'format': 'fimaq-quantized-v1'}}, tmp)
+        torch.save({'state_dict': model.state_dict(), **fields, 'meta': {'format': fmt}}, tmp)
+
+
+def _read_state(path: str, fmt: str) -> Optional[dict]:
+    """A file written by ``_write_state`` with format ``fmt``, else None."""
+    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
+    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != fmt:
+        return None
+    return ckpt
+
+
+def save_quantized(model: torch.nn.Module, qcfg, path: str) -> None:
+    """Write the quantized model (weights, scales, reparameterized norms) and its QuantConfig."""
+    _write_state(path, QUANTIZED_FORMAT, model, quant=qcfg.to_dict())
 
 
 def _load_quant_state(model: torch.nn.Module, state: dict, path: str) -> None:
@@ -111,8 +127,8 @@ def load_quantized(model: torch.nn.Module, path: str):
     from ..config import QuantConfig
     from ..models import quantize_detector_modules
     from ..quant import set_quant_mode
-    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
-    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != 'fimaq-quantized-v1':
+    ckpt = _read_state(path, QUANTIZED_FORMAT)
+    if ckpt is None:
         raise UserError(f'{path} is not a fimaq quantized checkpoint (written as quantized.pth '
                         'in the work dir of tools/quant_test.py)')
     qcfg = QuantConfig.from_dict(ckpt['quant'])
@@ -121,9 +137,6 @@ def load_quantized(model: torch.nn.Module, path: str):
     _load_quant_state(model, ckpt['state_dict'], path)
     set_quant_mode(model, 'quant')
     return qm, qcfg
-
-
-STAGE_A_FORMAT = 'fimaq-stage-a-v1'
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -135,18 +148,10 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def save_stage_a(model: torch.nn.Module, key: dict, stats: dict, seconds: float, path: str) -> None:
-    """The model right after stage A, with what it was computed from (``key``)."""
-    from .report import atomic_path
-    with atomic_path(path) as tmp:
-        torch.save({'state_dict': model.state_dict(), 'key': key, 'stats': stats,
-                    'seconds': seconds, 'meta': {'format': STAGE_A_FORMAT}}, tmp)
-
-
 def read_stage_a(path: str, key: dict) -> dict:
     """A saved stage A result computed from exactly ``key``, else a one-line UserError."""
-    ckpt = load_from_trusted_local(path, map_location='cpu') if osp.isfile(path) else None
-    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != STAGE_A_FORMAT:
+    ckpt = _read_state(path, STAGE_A_FORMAT)
+    if ckpt is None:
         raise UserError(f'{path} is not a fimaq stage A state (written as stage_a.pth in the '
                         'work dir of tools/quant_test.py)')
     diff = sorted(k for k in set(key) | set(ckpt['key']) if key.get(k) != ckpt['key'].get(k))
@@ -161,14 +166,6 @@ def read_stage_a(path: str, key: dict) -> dict:
 def _short(v) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + '...'
-
-
-def apply_stage_a(model: torch.nn.Module, ckpt: dict, path: str) -> None:
-    """Load a stage A state (see ``read_stage_a``) into a model after the same surgery."""
-    _load_quant_state(model, ckpt['state_dict'], path)
-
-
-STAGE_B_FORMAT = 'fimaq-stage-b-v1'
 
 
 class WorkDirState(RunState):
@@ -203,28 +200,27 @@ class WorkDirState(RunState):
                 raise
             self.warn(f'not reusing {path}: {exc}')
             return None
-        apply_stage_a(model, ckpt, path)
+        _load_quant_state(model, ckpt['state_dict'], path)
         self.stage_a_seconds, self.stage_a_reused = ckpt['seconds'], path
         self.log(f'stage A: reused {path} (computed in {ckpt["seconds"]:.0f} s)')
         return ckpt['stats']
 
     def save_stage_a(self, model, stats, seconds):
         self.stage_a_seconds = seconds
-        save_stage_a(model, self.key_a, stats, seconds, self.path_a)
+        _write_state(self.path_a, STAGE_A_FORMAT, model, key=self.key_a, stats=stats,
+                     seconds=seconds)
         self.log(f'stage A: {seconds:.0f} s; saved to {self.path_a}')
 
     def load_stage_b(self, model):
         if self.key_b is None or not osp.isfile(self.path_b):
             return [], {}
-        ckpt = load_from_trusted_local(self.path_b, map_location='cpu')
-        if ckpt.get('meta', {}).get('format') != STAGE_B_FORMAT or ckpt.get('key') != self.key_b:
+        ckpt = _read_state(self.path_b, STAGE_B_FORMAT)
+        if ckpt is None or ckpt.get('key') != self.key_b:
             self.warn(f'not resuming from {self.path_b}: it was computed with other settings')
             return [], {}
         _load_quant_state(model, ckpt['state_dict'], self.path_b)
         return list(ckpt['done']), dict(ckpt['stats'])
 
     def save_block(self, model, done, stats):
-        from .report import atomic_path
-        with atomic_path(self.path_b) as tmp:
-            torch.save({'state_dict': model.state_dict(), 'key': self.key_b, 'done': list(done),
-                        'stats': stats, 'meta': {'format': STAGE_B_FORMAT}}, tmp)
+        _write_state(self.path_b, STAGE_B_FORMAT, model, key=self.key_b, done=list(done),
+                     stats=stats)

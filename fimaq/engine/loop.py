@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os.path as osp
 import time
+from dataclasses import asdict
 
 from mmdet.registry import LOOPS
 from mmengine.model import is_model_wrapper
@@ -17,6 +18,10 @@ from .checkpoint import WorkDirState, load_quantized, model_fingerprint, save_qu
 from .data import calibration_batches
 from .errors import UserError
 from .report import atomic_write_text, quant_layer_table
+
+
+def _image_ids(batches) -> list:
+    return [s.img_id for _, samples in batches for s in samples]
 
 
 @LOOPS.register_module()
@@ -96,13 +101,12 @@ class QuantTestLoop(TestLoop):
                                                 q.recon.batch_size, q.seed, self.allow_overlap,
                                                 q.calib_shape, runner.logger.info)
         key_a = dict(q.stage_a_key(), model=model_fingerprint(model),
-                     calib_image_ids=[s.img_id for _, samples in batches for s in samples])
+                     calib_image_ids=_image_ids(batches))
         key_b = None
         if q.recon is not None:
-            full = q.to_dict()
-            key_b = dict(key_a, recon=full['recon'], recon_images=q.recon_images, target=q.target,
+            key_b = dict(key_a, recon=asdict(q.recon), recon_images=q.recon_images, target=q.target,
                          temperature=q.temperature, target_weights=q.target_weights,
-                         recon_image_ids=[s.img_id for _, samples in recon_batches for s in samples])
+                         recon_image_ids=_image_ids(recon_batches))
         state = WorkDirState(runner.work_dir, key_a, key_b, self.stage_a, log=runner.logger.info,
                              warn=runner.logger.warning)
         try:

@@ -56,6 +56,7 @@ def count_saved_bytes(model: nn.Module):
 
 
 def rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports kB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / MiB if sys.platform == 'darwin' else peak / 1024
 

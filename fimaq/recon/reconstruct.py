@@ -188,11 +188,11 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
 
         state = FisherState(opts.k, opts.iters, opts.fisher_mode, log=log) if fisher_loss else None
         norms = [Normalized(), Normalized()]
-        grad_sq, fisher_s = None, 0.0
+        grad_sq, before_s, update_s = None, 0.0, 0.0   # Fisher time: once before, in the loop
         if opts.loss == 'fisher_brecq':
             t_f = time.time()
             grad_sq = block_output_grads(block, batches, kl_loss, per_sample=True).pow(2).to('cpu')
-            fisher_s = time.time() - t_f
+            before_s = time.time() - t_f
         n_img = len(fp)
         first_loss = last_loss = float('nan')
         t_loop = time.time()
@@ -205,7 +205,7 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
                 state.add(g.to(device), d.to(device))
                 for n in norms:
                     n.reset()
-                fisher_s += time.time() - t_f
+                update_s += time.time() - t_f
             rec.set_qdrop(opts.drop_prob)
             idx = torch.randint(n_img, (opts.batch_size,), generator=gen).tolist()
             x_q, x_fp = xq.input_batch(idx, device), fp.input_batch(idx, device)
@@ -241,9 +241,9 @@ def reconstruct(blocks: Sequence[tuple[str, nn.Module]], model: nn.Module, batch
         rec.finish()
         done_ops |= block_ops
         finished.append(name)
-        loop_s = time.time() - t_loop - (0.0 if opts.loss == 'fisher_brecq' else fisher_s)
+        loop_s = time.time() - t_loop - update_s
         stats[name] = dict(first_loss=first_loss, last_loss=last_loss, seconds=time.time() - t0,
-                           fisher_seconds=fisher_s, fisher_updates=len(state.g_rows) if state else 0,
+                           fisher_seconds=before_s + update_s, fisher_updates=len(state.g_rows) if state else 0,
                            seconds_per_iter=loop_s / opts.iters)
         if on_block is not None:
             on_block(list(finished), stats)
