@@ -7,8 +7,9 @@ _base_ = [
     './_base_/shapes_instance.py',
     './_base_/tiny_schedule.py',
     './_base_/tiny_swin_fpn.py',
+    './_base_/tiny_heads.py',
 ]
-num_classes = 7
+num_classes = {{_base_.tiny_num_classes}}
 
 
 def _stage(stds):
@@ -30,18 +31,17 @@ model = dict(
     neck={{_base_.tiny_neck}},
     rpn_head={{_base_.tiny_rpn_head}},
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=64),
+        bbox_roi_extractor={{_base_.tiny_roi_extractor}},
         bbox_head=[
             _stage([0.1, 0.1, 0.2, 0.2]),
             _stage([0.05, 0.05, 0.1, 0.1]),
             _stage([0.033, 0.033, 0.067, 0.067]),
         ],
-        mask_roi_extractor=dict(out_channels=64),
-        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64,
-                       num_classes=num_classes)),
+        mask_roi_extractor={{_base_.tiny_roi_extractor}},
+        mask_head={{_base_.tiny_mask_head}}),
     train_cfg=dict(
-        rpn=dict(sampler=dict(num=128)),
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rpn={{_base_.tiny_rpn_train}},
+        rpn_proposal={{_base_.tiny_rpn_proposal}},
         rcnn=[
             dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=t, neg_iou_thr=t,
                                min_pos_iou=t, match_low_quality=False, ignore_iof_thr=-1),
@@ -50,9 +50,7 @@ model = dict(
                  mask_size=28, pos_weight=-1, debug=False)
             for t in (0.5, 0.6, 0.7)
         ]),
-    test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(max_per_img=100)))
+    test_cfg={{_base_.tiny_test_cfg}})
 load_from = 'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'
 
 # Shorter schedule than the Mask R-CNN's: backbone, neck and RPN start trained.

@@ -6,22 +6,20 @@ _base_ = [
     './_base_/shapes_instance.py',
     './_base_/tiny_schedule.py',
     './_base_/tiny_swin_fpn.py',
+    './_base_/tiny_heads.py',
 ]
-num_classes = 7
+num_classes = {{_base_.tiny_num_classes}}
 model = dict(
     backbone={{_base_.tiny_backbone}},
     neck={{_base_.tiny_neck}},
     rpn_head={{_base_.tiny_rpn_head}},
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=64),
+        bbox_roi_extractor={{_base_.tiny_roi_extractor}},
         bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_classes),
-        mask_roi_extractor=dict(out_channels=64),
-        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64,
-                       num_classes=num_classes)),
+        mask_roi_extractor={{_base_.tiny_roi_extractor}},
+        mask_head={{_base_.tiny_mask_head}}),
     train_cfg=dict(
-        rpn=dict(sampler=dict(num=128)),
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rpn={{_base_.tiny_rpn_train}},
+        rpn_proposal={{_base_.tiny_rpn_proposal}},
         rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(max_per_img=100)))
+    test_cfg={{_base_.tiny_test_cfg}})
