@@ -9,7 +9,12 @@ Register it in a config with
 - stride 4: ConvTranspose2d 2×2/2 (C → C/2), LayerNorm2d, GELU, ConvTranspose2d 2×2/2 (→ C/4);
 - stride 8: ConvTranspose2d 2×2/2 (C → C/2);
 - stride 16: the token map itself (C);
-- stride 32: MaxPool 2×2/2 (C), rounding up so that the map covers odd token grids.
+- stride 32: MaxPool 2×2/2 (C), rounding up so that the map covers odd token grids;
+
+then a LayerNorm2d on every level (ViTDet normalises inside its pyramid convs; mmdet's Swin
+normalises every output level). Without it the unnormalised deconvolution outputs let the
+FPN's stride-4 level grow to a standard deviation of ~100 while training a tiny ViT detector
+from scratch, and its RoI heads never learned (every RoI is pooled from that level).
 
 The strides are patch_size × 1/4, 1/2, 1, 2 (4 to 32 for the usual patch 16). An mmdet FPN
 with ``in_channels=[C/4, C/2, C, C]`` follows (its lateral and output convs play the part
@@ -54,6 +59,7 @@ class TimmViTPyramid(BaseModule):
             (ViTDet omits it; kept by default so that a pretrained ViT's output statistics
             are unchanged and the FPN's per-tensor input quantizers see normalised tokens).
         out_indices: which of the four pyramid levels (strides 4, 8, 16, 32) to return.
+        out_norm: a LayerNorm2d on every returned level (see the module doc).
         checkpoint: a local timm checkpoint (``.pth``/``.pt``/``.bin``/``.safetensors``
             state dict with timm's key names, optionally under ``'model'``/``'state_dict'``)
             loaded by :meth:`init_weights`. Nothing is downloaded; a missing file is an error
@@ -83,6 +89,7 @@ class TimmViTPyramid(BaseModule):
                  init_values: Optional[float] = None,
                  final_norm: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_norm: bool = True,
                  checkpoint: Optional[str] = None,
                  vit_kwargs: Optional[dict] = None,
                  init_cfg=None) -> None:
@@ -121,6 +128,9 @@ class TimmViTPyramid(BaseModule):
                                  nn.GELU(), nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2))
         self.up2 = nn.ConvTranspose2d(dim, dim // 2, 2, 2)
         self.down2 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.out_norms = nn.ModuleList(
+            LayerNorm2d(self.out_channels[i]) if out_norm else nn.Identity()
+            for i in self.out_indices)
         self._pos_cache: dict = {}
 
     # -- position embedding -------------------------------------------------------------
@@ -162,7 +172,8 @@ class TimmViTPyramid(BaseModule):
         x = vit.norm(x)
         fmap = x.transpose(1, 2).reshape(B, C, h, w)
         levels = (self.up4, self.up2, None, self.down2)
-        return tuple(fmap if levels[i] is None else levels[i](fmap) for i in self.out_indices)
+        return tuple(norm(fmap if levels[i] is None else levels[i](fmap))
+                     for i, norm in zip(self.out_indices, self.out_norms))
 
     # -- weights ------------------------------------------------------------------------
     def init_weights(self) -> None:
