@@ -12,13 +12,8 @@ Register it in a config with
 - stride 32: MaxPool 2×2/2 (C), rounding up so that the map covers odd token grids;
 
 then a LayerNorm2d on every level (ViTDet normalises inside its pyramid convs; mmdet's Swin
-normalises every output level). Without it the unnormalised deconvolution outputs let the
-FPN's stride-4 level grow to a standard deviation of ~100 while training a tiny ViT detector
-from scratch, and its RoI heads never learned (every RoI is pooled from that level).
-
-The strides are patch_size × 1/4, 1/2, 1, 2 (4 to 32 for the usual patch 16). An mmdet FPN
-with ``in_channels=[C/4, C/2, C, C]`` follows (its lateral and output convs play the part
-of ViTDet's 1×1 and 3×3 convs; ``num_outs=5`` adds the stride-64 level).
+normalises every output level), so that the FPN and its input quantizers see unit-scale maps
+from every level, not the unnormalised deconvolution outputs.
 """
 from __future__ import annotations
 
