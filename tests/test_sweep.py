@@ -47,3 +47,27 @@ def test_resume_skips_done_cells_and_failures_do_not_stop(tmp_path):
     summary = (tmp_path / 'summary.md').read_text()
     assert '| mask-rcnn_swin-tiny_fpn_shapes | fp | FP | 0 | 0 | 0 | 0 | 50.0 |' in summary
     assert '| mask-rcnn_swin-tiny_fpn_shapes | minmax | W4A4 | 0 | 0 | 0 | 0 | 50.0 |' in summary
+
+
+def test_merge_keeps_earlier_rows_and_replaces_rerun_cells(tmp_path):
+    work = tmp_path / 'sweep'
+    done = work / 'mask-rcnn_swin-tiny_fpn_shapes' / 'minmax_w4a4'
+    done.mkdir(parents=True)
+    (done / 'results.json').write_text(json.dumps({'metrics': {'coco/bbox_mAP': 0.512,
+                                                               'coco/segm_mAP': 0.471}}))
+
+    def row(method, bits, box):
+        return dict(label={'model': 'mask-rcnn_swin-tiny_fpn_shapes', 'method': method,
+                           'W/A': bits, 'seed': 0, 'stage A s': '0', 'total quant s': '0',
+                           'peak RSS MiB': '0'},
+                    metrics={'coco/bbox_mAP': box, 'coco/segm_mAP': 0.5})
+
+    earlier = tmp_path / 'earlier.json'
+    earlier.write_text(json.dumps([row('fp', 'FP', 0.606), row('minmax', 'W4A4', 0.5),
+                                   row('calib', 'W4A4', 0.561)]))
+    out = tmp_path / 'summary.md'
+    assert sweep.main(['--models', 'mask', '--methods', 'minmax', '--bits', '4', '--work-dir',
+                       str(work), '--out', str(out), '--collect-only', '--merge', str(earlier)]) == 0
+    merged = json.load(open(tmp_path / 'summary.json'))
+    assert [(r['label']['method'], r['metrics']['coco/bbox_mAP']) for r in merged] == \
+        [('fp', 0.606), ('minmax', 0.512), ('calib', 0.561)]

@@ -61,6 +61,10 @@ def parse_args(argv=None):
     p.add_argument('--dry-run', action='store_true', help='list the cells and what would run')
     p.add_argument('--collect-only', action='store_true',
                    help='run nothing: write the summary of the cells that have results')
+    p.add_argument('--merge', metavar='SUMMARY_JSON',
+                   help='start the summary from an earlier one (e.g. the checked-in '
+                        'benchmarks/embedded_summary.json): its rows stay unless a cell of this '
+                        'work dir has results for the same model, method, bits and seed')
     args = p.parse_args(argv)
     settings = dict(DEFAULTS)
     if args.grid:
@@ -80,7 +84,25 @@ def parse_args(argv=None):
     settings['out'] = settings['out'] or osp.join(settings['work_dir'], 'summary.md')
     settings['dry_run'] = args.dry_run
     settings['collect_only'] = args.collect_only
+    settings['merge'] = args.merge
     return settings
+
+
+def _row_key(row: dict) -> tuple:
+    lab = row['label']
+    return lab['model'], lab['method'], lab['W/A'], lab['seed']
+
+
+def merge_rows(path: str, rows: list) -> list:
+    """The rows of the summary JSON ``path``, each replaced by the row of ``rows`` for the same
+    cell; the cells new to it are appended."""
+    try:
+        old = json.load(open(path))
+        old_keys = [_row_key(r) for r in old]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise SystemExit(f'error: --merge {path}: not a summary JSON written by tools/sweep.py ({exc!r})')
+    new = {_row_key(r): r for r in rows}
+    return [new.pop(k, r) for k, r in zip(old_keys, old)] + list(new.values())
 
 
 def has_recon(method: str) -> bool:
@@ -187,6 +209,8 @@ def main(argv=None) -> int:
                                 'total quant s': f'{res.get("calib_seconds", 0):.0f}',
                                 'peak RSS MiB': f'{res.get("peak_rss_mb") or 0:.0f}'},
                          metrics=res['metrics']))
+    if s['merge']:
+        rows = merge_rows(s['merge'], rows)
     table = ap_table(rows)
     print('\n' + table)
     atomic_write_text(s['out'], table + '\n')
