@@ -1,7 +1,11 @@
 # The embedded benchmark as one sweep (README "Results"): both tiny detectors, every method.
 #   python tools/sweep.py --grid benchmarks/embedded_sweep.py
-#   python tools/make_table.py work_dirs/embedded_sweep --out benchmarks/embedded \
+#   python tools/sweep.py --grid benchmarks/embedded_sweep.py --collect-only \
+#       --merge benchmarks/embedded_summary.json --out benchmarks/embedded_summary.md
+#   python tools/make_table.py benchmarks/embedded_summary.json --out benchmarks/embedded \
 #       --label mask-rcnn_swin-tiny_fpn_shapes=MR-tiny cascade-mask-rcnn_swin-tiny_fpn_shapes=Cascade-tiny
+# (--merge keeps the rows of the checked-in summary whose work dirs are gone; a cell run
+# again replaces its row.)
 # Stage B is shortened for a 2-core CPU (published: 20000 iterations on 256 images); the
 # settings are here, not in the library, and the README table says so.
 models = ['mask', 'cascade']
