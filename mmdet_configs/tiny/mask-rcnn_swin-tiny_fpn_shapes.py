@@ -8,18 +8,10 @@ _base_ = [
     './_base_/tiny_swin_fpn.py',
     './_base_/tiny_heads.py',
 ]
-num_classes = {{_base_.tiny_num_classes}}
 model = dict(
     backbone={{_base_.tiny_backbone}},
     neck={{_base_.tiny_neck}},
     rpn_head={{_base_.tiny_rpn_head}},
-    roi_head=dict(
-        bbox_roi_extractor={{_base_.tiny_roi_extractor}},
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_classes),
-        mask_roi_extractor={{_base_.tiny_roi_extractor}},
-        mask_head={{_base_.tiny_mask_head}}),
-    train_cfg=dict(
-        rpn={{_base_.tiny_rpn_train}},
-        rpn_proposal={{_base_.tiny_rpn_proposal}},
-        rcnn=dict(sampler=dict(num=128))),
+    roi_head={{_base_.tiny_mask_rcnn_roi_head}},
+    train_cfg={{_base_.tiny_mask_rcnn_train_cfg}},
     test_cfg={{_base_.tiny_test_cfg}})

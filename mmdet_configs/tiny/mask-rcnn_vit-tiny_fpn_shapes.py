@@ -11,7 +11,6 @@ _base_ = [
 ]
 custom_imports = dict(imports=['fimaq.engine', 'fimaq.models.vit_backbone'],
                       allow_failed_imports=False)
-num_classes = {{_base_.tiny_num_classes}}
 embed_dim = 128
 model = dict(
     backbone=dict(
@@ -31,20 +30,13 @@ model = dict(
     # Pyramid widths: C/4 (stride 4), C/2 (8), C (16), C (32), as in ViTDet.
     neck=dict(in_channels=[embed_dim // 4, embed_dim // 2, embed_dim, embed_dim],
               out_channels=64, num_outs=5),
-    rpn_head=dict(in_channels=64, feat_channels=64),
-    roi_head=dict(
-        bbox_roi_extractor={{_base_.tiny_roi_extractor}},
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=num_classes),
-        mask_roi_extractor={{_base_.tiny_roi_extractor}},
-        mask_head={{_base_.tiny_mask_head}}),
-    train_cfg=dict(
-        rpn={{_base_.tiny_rpn_train}},
-        rpn_proposal={{_base_.tiny_rpn_proposal}},
-        rcnn=dict(sampler=dict(num=128))),
+    rpn_head={{_base_.tiny_rpn_head}},
+    roi_head={{_base_.tiny_mask_rcnn_roi_head}},
+    train_cfg={{_base_.tiny_mask_rcnn_train_cfg}},
     test_cfg={{_base_.tiny_test_cfg}})
 # No weight decay on the position embedding (timm's no_weight_decay) and the norms.
 # NOT YET A WORKING RECIPE: trained from scratch on the shapes set (lr 4e-4/1e-4/2e-4, up to
-# 1600 iterations) the RoI heads stay at background (mask loss ~ln 2, val AP < 1); see README.
+# 1700 iterations) the RoI heads stay at background (mask loss ~ln 2, val AP < 1); see README.
 optim_wrapper = dict(optimizer=dict(lr=2e-4),
                      paramwise_cfg=dict(custom_keys={'pos_embed': dict(decay_mult=0.)}))
 max_iters = 2000

@@ -1,4 +1,4 @@
-# The tiny Swin backbone, FPN and RPN head shared by the tiny detectors: the module types of
+# The tiny Swin backbone and FPN shared by the tiny detectors: the module types of
 # Swin-T (mmdet SwinTransformer) with width 32, depths 2-2-2-2, heads 1-2-4-8, window 7.
 # _delete_: replaces the ResNet backbone of the mmdet model base instead of merging into it.
 tiny_backbone = dict(
@@ -20,4 +20,3 @@ tiny_backbone = dict(
     convert_weights=False,
     init_cfg=None)
 tiny_neck = dict(in_channels=[32, 64, 128, 256], out_channels=64, num_outs=5)
-tiny_rpn_head = dict(in_channels=64, feat_channels=64)
