@@ -49,6 +49,21 @@ def max_rel_diff(a, b) -> float:
     return worst
 
 
+def fixed_roi_outputs(model, x, samples, fixed=None):
+    """Neck features and raw head outputs on fixed FP proposals/detections (DetectorOutputs).
+
+    Comparing a detector with a rounding-level variant of itself needs these, not
+    ``_forward``: its RPN top-k/NMS can flip a proposal on a tie. Returns ``(fixed, tensors)``;
+    pass the reference's ``fixed`` when evaluating the variant."""
+    from fimaq.models.outputs import DetectorOutputs
+    outputs = DetectorOutputs(model)
+    with torch.no_grad():
+        if fixed is None:
+            fixed = outputs.fix(x, samples)
+        feats = model.extract_feat(x)
+        return fixed, list(feats) + [t for _, t in outputs(feats, fixed).values()]
+
+
 def assert_reconstruction_improves(model, name, block, batch, iters: int) -> None:
     """Reconstructing one block (MSE, batch of 2) lowers its loss and its output error, and
     its hard-rounded weights lie on their quantizer's grid."""
