@@ -64,6 +64,18 @@ def test_fp_mode_reproduces_detector(fused):
     assert max_rel_diff(fixed_roi_outputs(wrapped, x, samples, fixed)[1], ref_heads) <= 2e-5
 
 
+def test_pyramid_levels_are_contiguous_nchw():
+    """The levels must be contiguous NCHW: mmcv's RoIAlign reads the raw memory as NCHW, so
+    channels-last levels (LayerNorm2d permutes; the FPN convs keep the layout) gave scrambled
+    RoI features and a detector whose RoI heads could not learn (mask loss ~ln 2, AP 0)."""
+    model = build_vit()
+    x, _ = fake_batch()
+    with torch.no_grad():
+        levels = model.backbone(x)
+        feats = model.neck(levels)
+        assert all(t.is_contiguous() for t in levels + feats)
+
+
 @pytest.mark.parametrize('variant', [dict(), dict(qk_norm=True, scale_attn_norm=True),
                                      dict(init_values=1e-2)])
 def test_rewritten_attention_equals_timm(variant):
@@ -99,9 +111,9 @@ def test_surgery_covers_every_conv_and_linear():
     n_deconv = sum(isinstance(m, nn.ConvTranspose2d) for m in model.modules())
     qm = quantize_detector_modules(model, w_bits=4, a_bits=4)
     # ViT: qkv, proj, fc1, fc2 per block (4 x 8) + patch-embedding conv; FPN: 4 lateral +
-    # 4 output convs; RPN: conv, cls, reg; box head (ViTDet's 4conv-1fc): 4 convs, 1 fc,
-    # cls, reg; mask head: 2 convs + logits.
-    assert len(qm.layers) == n_linear + n_conv == 4 * DEPTH + 1 + 8 + 3 + 7 + 3
+    # 4 output convs; RPN: conv, cls, reg; box head: 2 shared fcs, cls, reg; mask head:
+    # 2 convs + logits.
+    assert len(qm.layers) == n_linear + n_conv == 4 * DEPTH + 1 + 8 + 3 + 4 + 3
     assert sum(isinstance(m, QuantLinear) for m in qm.layers.values()) == n_linear
     assert sum(isinstance(m, QuantConv2d) for m in qm.layers.values()) == n_conv
     assert len(qm.matmuls) == 2 * DEPTH

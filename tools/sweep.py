@@ -12,7 +12,7 @@ exists, so stage A runs once per grid point; ``calib`` cells therefore run first
     python tools/sweep.py --grid benchmarks/embedded_sweep.py        # a grid file (below)
     python tools/sweep.py --grid G.py --methods fimaq --bits 4        # the command line wins
 
-A grid file is an mmengine config with any of: ``models`` (tiny names ``mask``/``cascade``
+A grid file is an mmengine config with any of: ``models`` (tiny names ``mask``/``cascade``/``vit``
 or ``CONFIG:CHECKPOINT``), ``methods``, ``bits``, ``seeds``, ``quant_options`` (every cell),
 ``recon_options`` (stage B methods only), ``work_dir``, ``threads``, ``out``.
 The summary table (AP and seconds per cell) goes to ``--out``; paper-style tables come from
@@ -37,6 +37,8 @@ TINY = {
              'checkpoints/mask-rcnn_swin-tiny_fpn_shapes.pth'),
     'cascade': ('mmdet_configs/tiny/cascade-mask-rcnn_swin-tiny_fpn_shapes.py',
                 'checkpoints/cascade-mask-rcnn_swin-tiny_fpn_shapes.pth'),
+    'vit': ('mmdet_configs/tiny/mask-rcnn_vit-tiny_fpn_shapes.py',
+            'checkpoints/mask-rcnn_vit-tiny_fpn_shapes.pth'),
 }
 DEFAULTS = dict(models=['mask', 'cascade'], methods=['fp', 'minmax', 'calib'], bits=[8, 6, 4, 3],
                 seeds=[0], quant_options=[], recon_options=[], work_dir='work_dirs/sweep',
@@ -48,7 +50,7 @@ ORDER = {m: i for i, m in enumerate(METHODS)}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--grid', help='grid file (mmengine config) with the keys listed above')
-    p.add_argument('--models', nargs='+', help='tiny names (mask, cascade) or CONFIG:CHECKPOINT')
+    p.add_argument('--models', nargs='+', help='tiny names (mask, cascade, vit) or CONFIG:CHECKPOINT')
     p.add_argument('--methods', nargs='+', choices=tuple(METHODS))
     p.add_argument('--bits', nargs='+', type=int, help='W=A bit widths of the quantized methods')
     p.add_argument('--seeds', nargs='+', type=int)

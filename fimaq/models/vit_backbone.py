@@ -167,7 +167,10 @@ class TimmViTPyramid(BaseModule):
         x = vit.norm(x)
         fmap = x.transpose(1, 2).reshape(B, C, h, w)
         levels = (self.up4, self.up2, None, self.down2)
-        return tuple(norm(fmap if levels[i] is None else levels[i](fmap))
+        # Contiguous NCHW, as mmdet backbones return: LayerNorm2d permutes, which leaves
+        # channels-last strides that the FPN convs propagate, and mmcv's RoIAlign reads the raw
+        # memory as NCHW, i.e. would pool scrambled RoI features.
+        return tuple(norm(fmap if levels[i] is None else levels[i](fmap)).contiguous()
                      for i, norm in zip(self.out_indices, self.out_norms))
 
     # -- weights ------------------------------------------------------------------------

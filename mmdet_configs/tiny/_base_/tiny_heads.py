@@ -19,13 +19,3 @@ tiny_mask_rcnn_roi_head = dict(
     mask_head=tiny_mask_head)
 tiny_mask_rcnn_train_cfg = dict(rpn=tiny_rpn_train, rpn_proposal=tiny_rpn_proposal,
                                 rcnn=dict(sampler=dict(num=128)))
-# ViTDet's RoI heads (Li et al., ECCV 2022) for plain-ViT backbones: a 4conv-1fc box head and
-# a mask head whose convs are normalised (ViTDet uses LN; GroupNorm is mmdet's equivalent).
-# Without the norms the tiny ViT's RoI heads collapse (mask-head ReLUs die, mask loss ~ln 2).
-tiny_norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
-tiny_vitdet_roi_head = dict(
-    bbox_roi_extractor=tiny_roi_extractor,
-    bbox_head=dict(type='Shared4Conv1FCBBoxHead', in_channels=64, conv_out_channels=64,
-                   fc_out_channels=256, num_classes=tiny_num_classes, norm_cfg=tiny_norm_cfg),
-    mask_roi_extractor=tiny_roi_extractor,
-    mask_head=dict(tiny_mask_head, norm_cfg=tiny_norm_cfg))
