@@ -28,14 +28,18 @@ def recorded_fp(name):
 
 
 @pytest.mark.slow
-def test_embedded_default_reproduces_recorded_fp_ap(tmp_path):
-    proc = run('tools/quant_test.py', '--work-dir', str(tmp_path))
+@pytest.mark.parametrize('name', ['mask-rcnn_swin-tiny_fpn_shapes',   # the default run
+                                  'mask-rcnn_vit-tiny_fpn_shapes'])
+def test_embedded_checkpoint_reproduces_recorded_fp_ap(tmp_path, name):
+    model = [] if name == 'mask-rcnn_swin-tiny_fpn_shapes' else \
+        [f'mmdet_configs/tiny/{name}.py', f'checkpoints/{name}.pth']
+    proc = run('tools/quant_test.py', *model, '--work-dir', str(tmp_path))
     res = json.load(open(tmp_path / 'results.json'))
-    ref = recorded_fp('mask-rcnn_swin-tiny_fpn_shapes')
+    ref = recorded_fp(name)
     for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_75'):
         assert res['metrics'][key] == pytest.approx(ref[key], abs=0.005), key
     assert res['num_images'] == 100
-    assert '| mask-rcnn_swin-tiny_fpn_shapes | fp | FP |' in proc.stdout
+    assert f'| {name} | fp | FP |' in proc.stdout
 
 
 @pytest.mark.slow
