@@ -64,6 +64,13 @@ def test_calib_w8a8_stays_close_to_fp_on_a_subset(tmp_path):
         '--a-bits', '8', *again)
     r = json.load(open(tmp_path / 'r' / 'results.json'))
     assert r['stage_a_reused'] and r['metrics'] == q['metrics']
+    # tools/output_kl.py: the two runs hold the same model, so the same KL image by image
+    run('tools/output_kl.py', MASK_CFG, MASK_CKPT, f'q={tmp_path / "q"}', f'r={tmp_path / "r"}',
+        '--images', '4', '--out', str(tmp_path / 'kl.md'))
+    kl = json.load(open(tmp_path / 'kl.json'))
+    a, b = kl['runs']
+    assert a['totals'] == b['totals'] and len(a['totals']) == 4 and min(a['totals']) > 0
+    assert '| r | calib | W8A8 |' in open(tmp_path / 'kl.md').read()
     proc = subprocess.run([sys.executable, 'tools/quant_test.py', *common, '--work-dir',
                            str(tmp_path / 's'), '--w-bits', '6', '--a-bits', '6', *again],
                           cwd=REPO_ROOT, capture_output=True, text=True)

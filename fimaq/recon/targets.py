@@ -32,25 +32,31 @@ def gaussian_kl(pred_q: Tensor, pred_p: Tensor) -> Tensor:
     return 0.5 * (pred_q - pred_p).pow(2).mean()
 
 
+def output_kl_terms(current: Mapping[str, tuple[str, Tensor]], fp: Mapping[str, tuple[str, Tensor]],
+                    T: float = 20.0) -> dict[str, Tensor]:
+    """{name: KL_term(fp || current)} for every output (unweighted)."""
+    terms = {}
+    for name, (kind, q) in current.items():
+        p = fp[name][1].to(q.dtype)
+        if kind == 'bernoulli':
+            terms[name] = bernoulli_kl(q, p, T)
+        elif kind == 'softmax':
+            terms[name] = softmax_kl(q, p, T)
+        elif kind == 'gaussian':
+            terms[name] = gaussian_kl(q, p)
+        else:
+            raise ValueError(f'unknown output kind {kind!r} for {name}')
+    return terms
+
+
 def output_kl(current: Mapping[str, tuple[str, Tensor]], fp: Mapping[str, tuple[str, Tensor]],
               T: float = 20.0, weights: Optional[Mapping[str, float]] = None) -> Tensor:
     """Σ_terms w_term · KL_term(fp || current); weights by name prefix ('rpn_cls', 'mask' ...)."""
-    total = 0.0
-    for name, (kind, q) in current.items():
-        p = fp[name][1].to(q.dtype)
-        w = 1.0 if weights is None else weights.get(name.split('.')[0], 1.0)
-        if w == 0:
-            continue
-        if kind == 'bernoulli':
-            term = bernoulli_kl(q, p, T)
-        elif kind == 'softmax':
-            term = softmax_kl(q, p, T)
-        elif kind == 'gaussian':
-            term = gaussian_kl(q, p)
-        else:
-            raise ValueError(f'unknown output kind {kind!r} for {name}')
-        total = total + w * term
-    return total
+    def weight(name: str) -> float:
+        return 1.0 if weights is None else weights.get(name.split('.')[0], 1.0)
+
+    kept = {n: o for n, o in current.items() if weight(n) != 0}
+    return sum((weight(n) * t for n, t in output_kl_terms(kept, fp, T).items()), 0.0)
 
 
 def rpn_target(current, fp, norms, obj_thr: float = 0.7) -> Tensor:
