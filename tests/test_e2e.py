@@ -70,7 +70,8 @@ def test_calib_w8a8_stays_close_to_fp_on_a_subset(tmp_path):
     kl = json.load(open(tmp_path / 'kl.json'))
     a, b = kl['runs']
     assert a['totals'] == b['totals'] and len(a['totals']) == 4 and min(a['totals']) > 0
-    assert '| r | calib | W8A8 |' in open(tmp_path / 'kl.md').read()
+    text = open(tmp_path / 'kl.md').read()
+    assert '| r | calib | W8A8 |' in text and '| +0 ± 0 | 0/4 |' in text
     proc = subprocess.run([sys.executable, 'tools/quant_test.py', *common, '--work-dir',
                            str(tmp_path / 's'), '--w-bits', '6', '--a-bits', '6', *again],
                           cwd=REPO_ROOT, capture_output=True, text=True)

@@ -9,8 +9,9 @@ detections; every run's outputs on them (RPN objectness and deltas, RoI class lo
 deltas of every stage, mask logits) are compared with the FP outputs by the KL of stage B
 (ALGORITHM §3.2) at temperature ``--temperature`` (1: the plain KL). The table gives the mean
 KL per image and per output (cascade stages summed), the box/mask AP of the run's
-results.json when there is one, and each run's paired difference to the first run with
-twice its standard error: a difference larger than that is not evaluation-image noise.
+results.json when there is one, each run's paired difference to the reference run
+(``--ref LABEL``, default the first) with twice its standard error (a difference larger than
+that is not evaluation-image noise), and on how many images the run's KL is the lower.
 The per-image values go to the JSON beside ``--out``.
 """
 import argparse
@@ -35,6 +36,7 @@ def parse_args(argv=None):
                    help='[label=]work dir of tools/quant_test.py or its quantized.pth')
     p.add_argument('--images', type=int, default=100, help='evaluation images (the first N of the test split)')
     p.add_argument('--temperature', type=float, default=1.0, help='softmax/sigmoid temperature of the KL')
+    p.add_argument('--ref', help='label of the run the others are compared with (default: the first)')
     p.add_argument('--out', help='Markdown table (JSON with per-image values beside it)')
     p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
@@ -65,6 +67,9 @@ def run_ap(pth: str) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs = [resolve_run(s) for s in args.runs]
+    labels = [label for label, _ in runs]
+    if args.ref is not None and args.ref not in labels:
+        raise UserError(f'--ref {args.ref}: no run has that label; labels: {", ".join(labels)}')
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint {args.checkpoint} does not exist; pass the FP .pth of the config')
     cfg = load_config(args.config, args.cfg_options)
@@ -107,17 +112,19 @@ def main(argv=None) -> int:
                             totals=totals, per_image=grouped))
         print(f'[output_kl] {label}: KL {sum(totals) / len(totals):.4g} ({time.time() - t0:.0f} s)', flush=True)
 
-    ref = results[0]
+    ref = next(r for r in results if r['label'] == args.ref) if args.ref is not None else results[0]
     head = ['run', 'method', 'W/A', 'box / mask AP', 'KL per image', f'Δ vs {ref["label"]} ± 2 s.e.',
-            *TERMS]
+            'lower on', *TERMS]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in results:
         mean, _ = mean_and_stderr(r['totals'])
         d_mean, d_se = mean_and_stderr([a - b for a, b in zip(r['totals'], ref['totals'])])
         diff = '' if r is ref else f'{d_mean:+.3g} ± {2 * d_se:.2g}'
+        lower = '' if r is ref else \
+            f'{sum(a < b for a, b in zip(r["totals"], ref["totals"]))}/{len(r["totals"])}'
         terms = [f'{sum(x.get(t, 0.0) for x in r["per_image"]) / len(r["per_image"]):.3g}' for t in TERMS]
         lines.append('| ' + ' | '.join([r['label'], r['method'], r['bits'], r['ap'], f'{mean:.4g}',
-                                         diff, *terms]) + ' |')
+                                         diff, lower, *terms]) + ' |')
     table = '\n'.join(lines)
     print(f'\nOutput KL to FP (T = {args.temperature:g}) on {len(batches)} evaluation images of '
           f'{osp.basename(args.config)}\n\n{table}\n')
