@@ -108,8 +108,8 @@ def main(argv=None) -> int:
         grouped = [group_terms(r) for r in per_image]
         totals = [sum(r.values()) for r in grouped]
         results.append(dict(label=label, path=pth, method=qcfg.method,
-                            bits=f'W{qcfg.w_bits}A{qcfg.a_bits}', ap=run_ap(pth),
-                            totals=totals, per_image=grouped))
+                            bits=f'W{qcfg.w_bits}A{qcfg.a_bits}', ap=run_ap(pth), totals=totals,
+                            per_image=[{k: float(f'{v:.6g}') for k, v in r.items()} for r in grouped]))
         print(f'[output_kl] {label}: KL {sum(totals) / len(totals):.4g} ({time.time() - t0:.0f} s)', flush=True)
 
     ref = next(r for r in results if r['label'] == args.ref) if args.ref is not None else results[0]
