@@ -45,6 +45,8 @@ CALIB=calib_w3a3_seed1 variant $mask mse_it1000_seed1 mse recon.iters=1000 seed=
 CALIB=calib_w3a3_seed1 variant $mask fimaq_it1000_seed1 fimaq recon.iters=1000 seed=1
 variant $cascade fimaq_it1000 fimaq recon.iters=1000
 variant $cascade mse_it1000 mse recon.iters=1000
+variant $mask fisher_diag_it1000 fisher_diag recon.iters=1000
+variant $cascade fisher_diag_it1000 fisher_diag recon.iters=1000
 
 kl() {   # kl DETECTOR OUT REF RUN... [--temperature T]
     local det=$1 out=$2 ref=$3; shift 3
@@ -56,10 +58,12 @@ kl $cascade benchmarks/stage_b_kl_cascade-mask-rcnn_w3a3.md fimaq calib=$S/calib
     fisher_brecq=$S/fisher_brecq_w3a3 fisher_diag=$S/fisher_diag_w3a3 fisher_lr=$S/fisher_lr_w3a3 fimaq=$S/fimaq_w3a3 \
     fimaq_T1=$VAR/$cascade/fimaq_T1 fimaq_k10=$VAR/$cascade/fimaq_k10 \
     fimaq_rpn=$VAR/$cascade/fimaq_rpn fimaq_regw=$VAR/$cascade/fimaq_regw \
-    mse_it1000=$VAR/$cascade/mse_it1000 fimaq_it1000=$VAR/$cascade/fimaq_it1000
+    mse_it1000=$VAR/$cascade/mse_it1000 fisher_diag_it1000=$VAR/$cascade/fisher_diag_it1000 \
+    fimaq_it1000=$VAR/$cascade/fimaq_it1000
 S=$SWEEP/${mask}_swin-tiny_fpn_shapes
 kl $mask benchmarks/stage_b_kl_mask-rcnn_w3a3.md fimaq_it1000 calib=$S/calib_w3a3 mse=$S/mse_w3a3 \
-    fimaq=$S/fimaq_w3a3 mse_it1000=$VAR/$mask/mse_it1000 fimaq_it1000=$VAR/$mask/fimaq_it1000
+    fimaq=$S/fimaq_w3a3 mse_it1000=$VAR/$mask/mse_it1000 fisher_diag_it1000=$VAR/$mask/fisher_diag_it1000 \
+    fimaq_it1000=$VAR/$mask/fimaq_it1000
 kl $mask benchmarks/stage_b_kl_mask-rcnn_w3a3_seed1.md fimaq_it1000_seed1 calib_seed1=$S/calib_w3a3_seed1 \
     mse_it1000_seed1=$VAR/$mask/mse_it1000_seed1 fimaq_it1000_seed1=$VAR/$mask/fimaq_it1000_seed1
 # What the KL is made of at stage B's temperature (20): almost only the box regression.
