@@ -47,11 +47,9 @@ def main() -> int:
     args = parse_args()
     os.chdir(REPO_ROOT)
     import torch
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
     from fimaq import QuantConfig, quantize
-    from fimaq.engine.checkpoint import load_detector_checkpoint
+    from fimaq.engine.checkpoint import build_detector
     from fimaq.engine.cli import load_config
     from fimaq.engine.data import calibration_batches, ensure_generated_dataset
     from fimaq.engine.report import atomic_write_text, write_json
@@ -61,12 +59,9 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    register_all_modules()
     cfg = load_config(args.config)
     ensure_generated_dataset(cfg)
-    model = MODELS.build(cfg.model)
-    load_detector_checkpoint(model, args.checkpoint)
-    model = model.to('cuda' if torch.cuda.is_available() else 'cpu').eval()
+    model = build_detector(cfg, args.checkpoint).to('cuda' if torch.cuda.is_available() else 'cpu')
     batches = calibration_batches(cfg, model, args.images, 1, 0)
     qm = quantize(model, batches, QuantConfig.from_dict(
         dict(method='minmax', w_bits=args.bits, a_bits=args.bits)), log=lambda s: None)

@@ -28,19 +28,15 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
-    from fimaq.engine.checkpoint import load_detector_checkpoint, load_quantized
+    from fimaq.engine.checkpoint import build_detector, load_quantized
     from fimaq.engine.cli import load_config
     from fimaq.quant.layers import QuantConv2d, QuantLinear
 
-    register_all_modules()
     cfg = load_config(args.config)
 
     def weighted_ops(run):
-        model = MODELS.build(cfg.model)
-        load_detector_checkpoint(model, args.checkpoint)
+        model = build_detector(cfg, args.checkpoint)
         load_quantized(model, osp.join(run, 'quantized.pth'))
         return {n: m for n, m in model.named_modules()
                 if isinstance(m, (QuantLinear, QuantConv2d)) and n.startswith(tuple(args.prefixes))}

@@ -70,15 +70,15 @@ def main(argv=None) -> int:
     labels = [label for label, _ in runs]
     if args.ref is not None and args.ref not in labels:
         raise UserError(f'--ref {args.ref}: no run has that label; labels: {", ".join(labels)}')
+    if args.images < 1:
+        raise UserError(f'--images {args.images}: need at least 1')
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint {args.checkpoint} does not exist; pass the FP .pth of the config')
     cfg = load_config(args.config, args.cfg_options)
 
     import torch
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
-    from fimaq.engine.checkpoint import load_detector_checkpoint, load_quantized
+    from fimaq.engine.checkpoint import build_detector, load_quantized
     from fimaq.engine.data import ensure_generated_dataset
     from fimaq.engine.fidelity import (eval_batches, fp_reference, group_terms, mean_and_stderr,
                                        output_kl_per_image)
@@ -86,15 +86,8 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    register_all_modules()
     ensure_generated_dataset(cfg)
-
-    def fp_model():
-        model = MODELS.build(cfg.model)
-        load_detector_checkpoint(model, args.checkpoint)
-        return model.eval()
-
-    model = fp_model()
+    model = build_detector(cfg, args.checkpoint)
     batches = eval_batches(cfg, model, args.images)
     t0 = time.time()
     reference = fp_reference(model, batches)
@@ -102,7 +95,7 @@ def main(argv=None) -> int:
     results = []
     for label, pth in runs:
         t0 = time.time()
-        model = fp_model()
+        model = build_detector(cfg, args.checkpoint)   # load_quantized rebuilds its ops in place
         _, qcfg = load_quantized(model, pth)
         per_image = output_kl_per_image(model, reference, batches, args.temperature)
         grouped = [group_terms(r) for r in per_image]

@@ -80,6 +80,16 @@ def load_detector_checkpoint(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
+def build_detector(cfg, checkpoint: str) -> torch.nn.Module:
+    """The config's detector with ``checkpoint`` loaded strictly, in eval mode (CPU)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    model = MODELS.build(cfg.model)
+    load_detector_checkpoint(model, checkpoint)
+    return model.eval()
+
+
 QUANTIZED_FORMAT = 'fimaq-quantized-v1'
 STAGE_A_FORMAT = 'fimaq-stage-a-v1'
 STAGE_B_FORMAT = 'fimaq-stage-b-v1'

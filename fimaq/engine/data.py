@@ -124,6 +124,16 @@ def draw_calibration_ids(shapes: list, num_images: int, seed: int, mode: str, lo
     return sorted(rng.choice(pool, size=num_images, replace=False).tolist())
 
 
+def preprocess_batches(model, items: list, batch_size: int) -> list:
+    """Dataset items -> ``[(inputs, data_samples), ...]`` through the model's data preprocessor."""
+    from mmengine.dataset import pseudo_collate
+    batches = []
+    for i in range(0, len(items), batch_size):
+        data = model.data_preprocessor(pseudo_collate(items[i:i + batch_size]), False)
+        batches.append((data['inputs'], data['data_samples']))
+    return batches
+
+
 def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, seed: int,
                         allow_overlap: bool = False, shape_mode: str = 'common',
                         log=print) -> list:
@@ -140,7 +150,6 @@ def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, se
 
     import torch.nn.functional as F
     from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
 
     ds_cfg = copy.deepcopy(_unwrap_dataset_cfg(cfg.train_dataloader['dataset']))
     ds_cfg['pipeline'] = copy.deepcopy(_unwrap_dataset_cfg(cfg.test_dataloader['dataset'])['pipeline'])
@@ -171,10 +180,7 @@ def calibration_batches(cfg: Config, model, num_images: int, batch_size: int, se
             raise UserError(f'{len(overlap)} calibration image(s) are also evaluation images '
                             f'(e.g. id {min(overlap)}); calibrate on the train split or pass '
                             '--allow-overlap')
-    batches = []
-    for i in range(0, len(items), batch_size):
-        data = model.data_preprocessor(pseudo_collate(items[i:i + batch_size]), False)
-        batches.append((data['inputs'], data['data_samples']))
+    batches = preprocess_batches(model, items, batch_size)
     H = max(b[0].shape[-2] for b in batches)
     W = max(b[0].shape[-1] for b in batches)
     H, W = -(-H // div) * div, -(-W // div) * div

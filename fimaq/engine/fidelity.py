@@ -17,25 +17,18 @@ from torch import nn
 
 from ..models.outputs import DetectorKL, DetectorOutputs
 from ..recon.targets import output_kl_terms
-from .data import _unwrap_dataset_cfg
-from .errors import UserError
+from .data import _unwrap_dataset_cfg, preprocess_batches
 
 
 def eval_batches(cfg, model: nn.Module, num_images: int) -> list:
     """The first ``num_images`` images of the config's test split, one per batch, as model inputs."""
     from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
 
     ds_cfg = copy.deepcopy(_unwrap_dataset_cfg(cfg.test_dataloader['dataset']))
     ds_cfg['test_mode'] = True
     dataset = DATASETS.build(ds_cfg)
-    if num_images < 1:
-        raise UserError(f'--images {num_images}: need at least 1')
-    batches = []
-    for i in range(min(num_images, len(dataset))):
-        data = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
-        batches.append((data['inputs'], data['data_samples']))
-    return batches
+    items = [dataset[i] for i in range(min(num_images, len(dataset)))]
+    return preprocess_batches(model, items, 1)
 
 
 def fp_reference(model: nn.Module, batches: Sequence) -> DetectorKL:
